@@ -1,0 +1,3 @@
+from dlconcepts.cli import main
+
+raise SystemExit(main())

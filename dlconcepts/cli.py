@@ -1,0 +1,43 @@
+"""``dlconcepts COMMAND [options]``: one entry point for every job.
+
+Each command lives in its own module with a ``main(argv) -> int``; the scripts in
+``scripts/`` call the same functions, so there is one implementation of each job.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("dlconcepts.check", "gradcheck every hand-written piece against PyTorch and print the table"),
+    "train": ("dlconcepts.train", "train an MLP on MNIST (the main job)"),
+    "compare": ("dlconcepts.compare", "train custom and built-in models side by side on MNIST"),
+    "bench": ("dlconcepts.bench", "benchmark hand-written pieces against the built-ins"),
+    "study": ("dlconcepts.study", "activation x initialization grid on MNIST"),
+    "signals": ("dlconcepts.signals", "activation and gradient statistics through a deep MLP"),
+    "symmetry": ("dlconcepts.symmetry", "why zero init fails: hidden units stay identical"),
+    "plot": ("dlconcepts.plots", "draw the pictures under docs/img (needs the 'plot' extra)"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: dlconcepts COMMAND [options]   (dlconcepts COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"dlconcepts: command: expected one of {', '.join(COMMANDS)}, got {name!r}", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
