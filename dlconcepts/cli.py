@@ -11,7 +11,10 @@ import sys
 
 # command -> (module, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("dlconcepts.check", "gradcheck every hand-written piece against PyTorch and print the table"),
+    "check": (
+        "dlconcepts.check",
+        "gradcheck every hand-written piece against PyTorch and print the table",
+    ),
     "train": ("dlconcepts.train", "train an MLP on MNIST (the main job)"),
     "compare": ("dlconcepts.compare", "train custom and built-in models side by side on MNIST"),
     "bench": ("dlconcepts.bench", "benchmark hand-written pieces against the built-ins"),
@@ -24,7 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: dlconcepts COMMAND [options]   (dlconcepts COMMAND --help for its options)", "", "commands:"]
+    lines = [
+        "usage: dlconcepts COMMAND [options]   (dlconcepts COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -36,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"dlconcepts: command: expected one of {', '.join(COMMANDS)}, got {name!r}", file=sys.stderr)
+        print(
+            f"dlconcepts: command: expected one of {', '.join(COMMANDS)}, got {name!r}",
+            file=sys.stderr,
+        )
         print(usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])

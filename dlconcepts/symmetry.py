@@ -1,0 +1,286 @@
+r"""``dlconcepts symmetry``: with a constant init, the hidden units of a layer never become different.
+
+Two copies of the same small MLP train on the same MNIST batches: one starts with every
+weight equal to ``--constant`` (0 by default: zero init), the other from He init. Every
+``--every`` steps the table shows, for the hidden layers,
+
+* the largest difference between two hidden units' weight rows,
+  :math:`\max_{i,j}\lVert W_{i\cdot} - W_{j\cdot}\rVert_\infty`, and the number of distinct rows,
+* the same for the rows of the last weight gradient, and its largest entry,
+* the test accuracy.
+
+Why the constant copy stays at one distinct unit, exactly: if the rows of :math:`W_1` are
+equal, every hidden unit computes the same :math:`a_i = f(w \cdot x + b)`. The units are
+interchangeable, so they also receive the same gradient
+:math:`\partial C/\partial W_{1,i\cdot} = \sum_{\text{batch}} \delta_i\, x` (the next layer's
+weights from each of them are equal too, by the same argument), and the same update. Equal
+before a step means equal after it: by induction, for ever. Floating point does not break
+the tie either: each row is computed by the same operations on the same numbers, so it
+rounds the same way. The layer is one unit repeated ``n`` times. Random init exists first of
+all to make the units different.
+
+With ReLU or tanh and zero init it is worse: :math:`f(0) = 0`, so the hidden layer outputs
+zeros, the output layer's gradient is zero for its weights, and every hidden gradient is
+exactly 0 (``relu'(0) = 0`` as well). With sigmoid, :math:`\sigma(0) = 1/2`: the gradients
+are nonzero, the weights move, but every unit moves the same way. Sigmoid is the default
+because it shows that the problem is the symmetry, not a zero gradient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dlconcepts import activations, data
+from dlconcepts._checks import invalid
+from dlconcepts.layers import MLP
+from dlconcepts.study import parse_ints
+from dlconcepts.train import (
+    TrainConfig,
+    build_model,
+    build_optimizer,
+    epoch_generator,
+    evaluate,
+    train_steps,
+)
+
+
+def row_spread(weight: Tensor) -> float:
+    """The largest difference between two rows: ``max over i, j, k of |W[i, k] - W[j, k]|``.
+
+    For each column the largest pairwise difference is its max minus its min, so no pairs
+    need to be formed.
+    """
+    return float((weight.amax(dim=0) - weight.amin(dim=0)).max())
+
+
+def distinct_rows(weight: Tensor) -> int:
+    """How many different rows (hidden units) ``weight`` has, compared exactly."""
+    return int(torch.unique(weight, dim=0).shape[0])
+
+
+def hidden_layers(model: MLP) -> list[torch.nn.Module]:
+    return [layer for name, layer in model.linears() if name != "output"]
+
+
+@dataclass
+class Snapshot:
+    """One row of the table, for one model."""
+
+    step: int
+    weight_spread: float  # max over hidden layers of row_spread(W)
+    distinct_units: list[int]  # distinct_rows(W) of each hidden layer
+    grad_spread: float  # max over hidden layers of row_spread(dC/dW) of the last step
+    grad_max: float  # largest |dC/dW| entry of the hidden layers at the last step
+    accuracy: float
+
+
+def snapshot(model: MLP, step: int, test_set: data.InMemoryDataset) -> Snapshot:
+    layers = hidden_layers(model)
+    grads = [layer.weight.grad for layer in layers if layer.weight.grad is not None]
+    _, preds = evaluate(model, test_set, model.impl)
+    return Snapshot(
+        step,
+        max(row_spread(layer.weight.detach()) for layer in layers),
+        [distinct_rows(layer.weight.detach()) for layer in layers],
+        max((row_spread(g) for g in grads), default=0.0),
+        max((float(g.abs().max()) for g in grads), default=0.0),
+        float((preds == test_set.labels.cpu()).float().mean()),
+    )
+
+
+def constant_model(cfg: TrainConfig, value: float) -> MLP:
+    """``cfg``'s MLP with every weight equal to ``value`` and every bias 0."""
+    model = build_model(dataclasses.replace(cfg, init="zero"), torch.device(cfg.device))
+    with torch.no_grad():
+        for _, layer in model.linears():
+            layer.weight.fill_(value)
+    return model
+
+
+def _endless_batches(
+    train_set: data.InMemoryDataset, batch_size: int, seed: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    for epoch in itertools.count(1):
+        yield from train_set.batches(batch_size, generator=epoch_generator(seed, epoch))
+
+
+def run_symmetry(
+    cfg: TrainConfig,
+    train_set: data.InMemoryDataset,
+    test_set: data.InMemoryDataset,
+    *,
+    constant: float = 0.0,
+    steps: int = 300,
+    every: int = 50,
+) -> dict[str, list[Snapshot]]:
+    """Train a constant-init and a He-init copy of ``cfg``'s MLP on the same batches.
+
+    Returns ``{"constant": [...], "he": [...]}``, a :class:`Snapshot` at step 0 and every
+    ``every`` steps up to ``steps``.
+    """
+    if steps < 1 or every < 1:
+        raise invalid("steps, every", (steps, every), "positive ints")
+    models = {
+        "constant": constant_model(cfg, constant),
+        "he": build_model(dataclasses.replace(cfg, init="he"), torch.device(cfg.device)),
+    }
+    history: dict[str, list[Snapshot]] = {}
+    for name, model in models.items():
+        opt, sched = build_optimizer(cfg, model, steps)
+        # the same seed gives both models the same batches in the same order
+        stepper = train_steps(
+            model, _endless_batches(train_set, cfg.batch_size, cfg.seed), opt, sched, cfg.impl, 1
+        )
+        history[name] = [snapshot(model, 0, test_set)]
+        done = 0
+        while done < steps:
+            chunk = min(every, steps - done)
+            for _ in itertools.islice(stepper, chunk):
+                pass
+            done += chunk
+            history[name].append(snapshot(model, done, test_set))
+    return history
+
+
+def _sci(v: float) -> str:
+    return "0" if v == 0 else f"{v:.2e}"
+
+
+def _units(distinct: list[int], hidden: tuple[int, ...]) -> str:
+    return ", ".join(f"{d} of {n}" for d, n in zip(distinct, hidden))
+
+
+def format_table(
+    history: dict[str, list[Snapshot]], constant: float, hidden: tuple[int, ...]
+) -> str:
+    head = (
+        f"| step | const {constant:g}: Δ rows of W | distinct units | Δ rows of ∂C/∂W "
+        f"| max abs ∂C/∂W | test acc | he: Δ rows of W | distinct units | test acc |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for c, h in zip(history["constant"], history["he"]):
+        lines.append(
+            f"| {c.step} | {_sci(c.weight_spread)} | {_units(c.distinct_units, hidden)} "
+            f"| {_sci(c.grad_spread) if c.step else '–'} | {_sci(c.grad_max) if c.step else '–'} "
+            f"| {100 * c.accuracy:.2f}% | {_sci(h.weight_spread)} | {_units(h.distinct_units, hidden)} "
+            f"| {100 * h.accuracy:.2f}% |"
+        )
+    return "\n".join(lines)
+
+
+def explain(activation: str, constant: float, history: dict[str, list[Snapshot]]) -> str:
+    """The paragraph printed under the table: what it showed, and why."""
+    last = history["constant"][-1]
+    init = "zero init" if constant == 0 else f"every weight = {constant:g}"
+    lines = [
+        f"With {init}, the hidden units' weight rows differ by at most {_sci(last.weight_spread)} "
+        f"after {last.step} steps: {' and '.join(map(str, last.distinct_units))} distinct "
+        "unit(s) per hidden layer. Every hidden unit "
+        "computes the same function of the input, so every one gets the same gradient and takes "
+        "the same step; identical before a step means identical after it. The layer is one unit "
+        "copied, whatever its width. He init starts the units different, and they stay different.",
+    ]
+    if last.grad_max == 0:
+        lines.append(
+            f"Here the hidden gradients are exactly 0 as well: {activation}(0) = 0, so the "
+            "hidden layer outputs zeros, the output weights get no gradient and stay 0, and "
+            "they pass none back (with ReLU, relu′(0) = 0 would block it anyway): only the "
+            "output bias learns."
+        )
+    else:
+        lines.append(
+            f"The hidden gradients are not 0 (largest entry {_sci(last.grad_max)}): "
+            f"the weights move, but the gradient's rows are identical (Δ rows "
+            f"{_sci(last.grad_spread)}), so all units move together."
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dlconcepts symmetry",
+        description=__doc__.split("\n")[0].replace("``", ""),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--activation",
+        choices=list(activations.ACTIVATIONS),
+        default="sigmoid",
+        help="hidden activation",
+    )
+    p.add_argument(
+        "--constant",
+        type=float,
+        default=0.0,
+        help="the value of every initial weight (0: zero init)",
+    )
+    p.add_argument("--hidden", default="64", help="hidden layer sizes, comma-separated")
+    p.add_argument("--steps", type=int, default=300, help="SGD steps")
+    p.add_argument("--every", type=int, default=50, help="print a row every this many steps")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size")
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9)")
+    p.add_argument("--limit-train", type=int, default=10_000, help="first N training examples")
+    p.add_argument("--limit-test", type=int, default=2000, help="first N test examples")
+    p.add_argument("--seed", type=int, default=1, help="seed of the batches and the He weights")
+    p.add_argument("--data-dir", default=None, help="data folder")
+    p.add_argument("--dry-run", action="store_true", help="20 steps on 1000 examples (for CI)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        hidden = parse_ints(args.hidden, "hidden")
+        cfg = TrainConfig(
+            activation=args.activation,
+            hidden=hidden,
+            batch_size=args.batch_size,
+            optimizer="sgd",
+            lr=args.lr,
+            schedule="constant",
+            seed=args.seed,
+            device="cpu",
+            progress=False,
+        )
+        if args.steps < 1 or args.every < 1:
+            raise invalid("--steps, --every", (args.steps, args.every), "positive ints")
+    except ValueError as e:
+        parser.error(str(e))
+    steps, every = (20, 5) if args.dry_run else (args.steps, args.every)
+    try:
+        train_set, test_set = data.load_splits(
+            data_dir=args.data_dir,
+            limit_train=1000 if args.dry_run else args.limit_train,
+            limit_test=1000 if args.dry_run else args.limit_test,
+        )
+    except (data.DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    history = run_symmetry(
+        cfg, train_set, test_set, constant=args.constant, steps=steps, every=every
+    )
+    print(
+        f"dlconcepts symmetry: MLP {'-'.join(map(str, cfg.sizes))}, {args.activation}, "
+        f"every weight = {args.constant:g} vs He init; SGD lr {args.lr} momentum 0.9, batch "
+        f"{args.batch_size}, {len(train_set):,} training / {len(test_set):,} test images. "
+        "Δ rows = largest difference between two hidden units' rows (over the hidden layers); "
+        "∂C/∂W: the hidden weights' gradient at the last step\n"
+    )
+    print(format_table(history, args.constant, hidden))
+    print()
+    print(explain(args.activation, args.constant, history))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
