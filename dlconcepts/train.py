@@ -56,6 +56,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0  # decoupled (AdamW-style for adam), pulls weights towards 0
     schedule: str = "cosine"  # learning rate: "cosine" decays to 0 over the run, "constant"
     seed: int = 1
     device: str = "auto"
@@ -94,8 +95,14 @@ class TrainConfig:
         return (784, *self.hidden, 10)
 
 
+# Tuned recipes (plain MLPs: no convolution, no data augmentation); figures in the README.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
+    # the quickest way to 98% test accuracy here: one wide layer, bigger batches, higher lr
+    "fast": {"hidden": (800,), "batch_size": 256, "lr": 2e-3, "epochs": 4},
+    # beats the best plain MLPs of LeCun's MNIST table (1.53% error): two wide layers,
+    # decoupled weight decay, cosine decay to 0
+    "best": {"hidden": (800, 800), "epochs": 15, "weight_decay": 0.05},
 }
 
 
@@ -165,9 +172,15 @@ def build_model(cfg: TrainConfig, device: torch.device) -> MLP:
 
 def build_optimizer(cfg: TrainConfig, model: MLP, steps: int) -> tuple[torch.optim.Optimizer, Any]:
     if cfg.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        opt: torch.optim.Optimizer = (
+            torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            if cfg.weight_decay
+            else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        )
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     if cfg.schedule == "cosine":
         sched: Any = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     else:
@@ -454,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=d.weight_decay,
+        help="weight decay (AdamW-style with adam)",
+    )
     p.add_argument(
         "--schedule",
         choices=("cosine", "constant"),

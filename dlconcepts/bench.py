@@ -1,0 +1,335 @@
+"""``dlconcepts bench``: hand-written pieces against PyTorch's built-ins, side by side.
+
+All figures come from one process, one after the other, so they share the machine's
+state; ratios (ours / built-in) are what to read, since absolute times on a shared
+machine drift. Each time is a median over repeats, with the min–max range.
+
+- activations: forward + backward of each hand-written activation against the built-in,
+  with the achieved memory bandwidth against a plain copy of the same tensor,
+- memory: bytes saved for the backward by one training step, custom against built-in,
+- epoch: one training epoch of a 784-256-128-10 MLP, custom pieces against built-in,
+- pipeline: one epoch with the in-memory batches against DataLoader + ToTensor,
+- time-to-98: training seconds until the test accuracy first reaches 98%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils import benchmark
+
+from dlconcepts import activations, data
+from dlconcepts.train import (
+    PRESETS,
+    TrainConfig,
+    build_model,
+    build_optimizer,
+    cost_fn,
+    epoch_generator,
+    resolve_device,
+    train,
+    train_steps,
+    write_json,
+)
+
+SECTIONS = ("activations", "memory", "epoch", "pipeline", "time-to-98")
+SHAPES = ((64, 256), (256, 1024), (4096, 4096))
+BUILTIN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+
+
+@dataclasses.dataclass
+class Timing:
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{format_seconds(self.median)} [{format_seconds(self.low)}–{format_seconds(self.high)}]"
+
+
+def format_seconds(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def time_stmt(fn: Callable[[], Any], min_run_time: float) -> Timing:
+    """Median and range of per-call times, from torch's own benchmark timer."""
+    m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(
+        min_run_time=min_run_time
+    )
+    per_call = [t for t in m.times]
+    return Timing(m.median, min(per_call), max(per_call))
+
+
+def time_repeats(fn: Callable[[], Any], repeats: int) -> Timing:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return Timing(statistics.median(times), min(times), max(times))
+
+
+def fwd_bwd(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Tensor
+) -> Callable[[], Any]:
+    """One forward and backward of ``f`` at ``x``; ``autograd.grad`` so no ``.grad`` accumulates."""
+    return lambda: torch.autograd.grad(f(x), x, g)
+
+
+def bench_activations(device: torch.device, quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for shape in SHAPES[:2] if quick else SHAPES:
+        x = (torch.randn(shape, device=device) * 3).requires_grad_()
+        g = torch.randn(shape, device=device)
+        copy_dst = torch.empty_like(x)
+        # large shapes take ~0.1 s a call: fewer repeats are enough for a stable median
+        budget = 0.2 if quick else (3.0 if shape[0] >= 4096 else 1.0)
+        copy = time_stmt(functools.partial(copy_dst.copy_, x.detach()), budget)
+        copy_gbs = 2 * x.numel() * x.element_size() / copy.median / 1e9  # read + write
+        for name in activations.ACTIVATIONS:
+            ours_fn, theirs_fn = activations.get(name).apply, BUILTIN[name]
+            ours = time_stmt(fwd_bwd(ours_fn, x, g), budget)
+            theirs = time_stmt(fwd_bwd(theirs_fn, x, g), budget)
+            # forward reads x, writes y; backward reads g and y, writes the gradient
+            moved = 5 * x.numel() * x.element_size()
+            rows.append(
+                {
+                    "activation": name,
+                    "shape": f"{shape[0]}x{shape[1]}",
+                    "ours": ours,
+                    "builtin": theirs,
+                    "ratio": ours.median / theirs.median,
+                    "ours_gbs": moved / ours.median / 1e9,
+                    "builtin_gbs": moved / theirs.median / 1e9,
+                    "copy_gbs": copy_gbs,
+                }
+            )
+    return rows
+
+
+def saved_bytes(model: torch.nn.Module, impl: str, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Bytes that autograd keeps for the backward of one training step (distinct storages)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        cost = cost_fn(impl)(model(x), y)
+    cost.backward()
+    return sum(seen.values())
+
+
+def bench_memory(train_set: data.InMemoryDataset, device: torch.device) -> dict[str, Any]:
+    x, y = train_set.images[:128], train_set.labels[:128]
+    out = {}
+    for impl in ("custom", "torch"):
+        model = build_model(TrainConfig(hidden=(256, 128), impl=impl), device)
+        out[impl] = saved_bytes(model, impl, x, y)
+    return {
+        "custom_bytes": out["custom"],
+        "builtin_bytes": out["torch"],
+        "ratio": out["custom"] / out["torch"],
+    }
+
+
+def time_epoch(cfg: TrainConfig, train_set: data.InMemoryDataset, device: torch.device) -> float:
+    model = build_model(cfg, device)
+    steps = train_set.num_batches(cfg.batch_size)
+    opt, sched = build_optimizer(cfg, model, steps)
+    batches = train_set.batches(cfg.batch_size, generator=epoch_generator(cfg.seed, 1))
+    t0 = time.perf_counter()
+    for _ in train_steps(model, batches, opt, sched, cfg.impl, 1):
+        pass
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def bench_epoch(
+    train_set: data.InMemoryDataset, device: torch.device, repeats: int
+) -> dict[str, Any]:
+    cfg = TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
+    timings = {}
+    for impl in ("custom", "torch"):
+        run = dataclasses.replace(cfg, impl=impl)
+        time_epoch(run, train_set, device)  # warm-up: first-touch allocations, thread pool
+        timings[impl] = time_repeats(lambda r=run: time_epoch(r, train_set, device), repeats)
+    return {
+        "custom": timings["custom"],
+        "builtin": timings["torch"],
+        "ratio": timings["custom"].median / timings["torch"].median,
+    }
+
+
+def bench_pipeline(
+    train_set: data.InMemoryDataset, device: torch.device, limit: int | None
+) -> dict[str, Any]:
+    """One epoch of the same model and optimizer, fed by each pipeline."""
+    cfg = TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
+    loader = data.torchvision_loader("mnist", batch_size=cfg.batch_size, train=True)
+
+    def run(batches: Any) -> float:
+        model = build_model(cfg, device)
+        opt, sched = build_optimizer(cfg, model, len(train_set))
+        t0 = time.perf_counter()
+        for step, _ in enumerate(train_steps(model, batches, opt, sched, "custom", 1), start=1):
+            if limit is not None and step >= limit:
+                break
+        return time.perf_counter() - t0
+
+    gen = epoch_generator(cfg.seed, 1)
+    in_memory = run(train_set.batches(cfg.batch_size, generator=gen))
+    dataloader = run((x.to(device).flatten(1), y.to(device)) for x, y in loader)
+    return {"in_memory_s": in_memory, "dataloader_s": dataloader, "speedup": dataloader / in_memory}
+
+
+def bench_time_to_98(device: torch.device, preset: str, sets: tuple) -> dict[str, Any]:
+    out = {}
+    for impl in ("custom", "torch"):
+        cfg = dataclasses.replace(
+            TrainConfig(**PRESETS[preset]), impl=impl, device=device.type, progress=False
+        )
+        result = train(cfg, train_set=sets[0], test_set=sets[1], log=lambda s: None)
+        elapsed, reached = 0.0, None
+        for h in result.history:
+            elapsed += h.seconds
+            if reached is None and h.test_accuracy >= 0.98:
+                reached = elapsed
+        out[impl] = {
+            "seconds_to_98": reached,
+            "final_accuracy": result.test_accuracy,
+            "train_seconds": result.train_seconds,
+        }
+    return out
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"machine: {results['machine']}", ""]
+    if "activations" in results:
+        lines += [
+            "forward+backward, float32: median [min–max]; ratio = ours / built-in (lower is better)",
+            "| activation | shape | ours | built-in | ratio | ours GB/s | built-in GB/s | copy GB/s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['activation']} | {r['shape']} | {r['ours']} | {r['builtin']} | {r['ratio']:.2f}x "
+            f"| {r['ours_gbs']:.1f} | {r['builtin_gbs']:.1f} | {r['copy_gbs']:.1f} |"
+            for r in results["activations"]
+        ]
+        lines.append("")
+    if "memory" in results:
+        m = results["memory"]
+        lines.append(
+            f"saved for backward, one step of 784-256-128-10 at batch 128: custom {m['custom_bytes'] / 1024:.0f} KiB, "
+            f"built-in {m['builtin_bytes'] / 1024:.0f} KiB (ratio {m['ratio']:.2f}x)"
+        )
+    if "epoch" in results:
+        e = results["epoch"]
+        lines.append(
+            f"training epoch, 784-256-128-10, batch 128, SGD: custom {e['custom']}, built-in {e['builtin']} "
+            f"(ratio {e['ratio']:.2f}x)"
+        )
+    if "pipeline" in results:
+        p = results["pipeline"]
+        lines.append(
+            f"one epoch fed by in-memory batches {p['in_memory_s']:.2f} s vs DataLoader+ToTensor "
+            f"{p['dataloader_s']:.2f} s ({p['speedup']:.1f}x faster)"
+        )
+    if "time-to-98" in results:
+        for impl, r in results["time-to-98"].items():
+            reached = "not reached" if r["seconds_to_98"] is None else f"{r['seconds_to_98']:.1f} s"
+            lines.append(
+                f"time to 98% test accuracy ({results['preset']} preset, {impl}): {reached} of training "
+                f"(final {100 * r['final_accuracy']:.2f}% after {r['train_seconds']:.1f} s)"
+            )
+    return "\n".join(lines)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Timing):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dlconcepts bench",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections from {', '.join(SECTIONS)}",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of each training epoch")
+    p.add_argument(
+        "--preset", default="fast", choices=list(PRESETS), help="train preset for time-to-98"
+    )
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="tiny sizes and few repeats (for CI); no figures to quote",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sections = args.only.split(",")
+    for s in sections:
+        if s not in SECTIONS:
+            print(
+                f"dlconcepts bench: --only: expected sections from {', '.join(SECTIONS)}, got {s!r}",
+                file=sys.stderr,
+            )
+            return 2
+    device = resolve_device(args.device)
+    cpu = platform.processor() or platform.machine()
+    machine = (
+        f"{cpu}, {torch.get_num_threads()} threads"
+        if device.type == "cpu"
+        else torch.cuda.get_device_name(device)
+    ) + f", torch {torch.__version__}"
+    results: dict[str, Any] = {"machine": machine, "preset": args.preset}
+    quick = args.dry_run
+    sets = data.load_splits(
+        device=device, limit_train=2048 if quick else None, limit_test=1000 if quick else None
+    )
+    if "activations" in sections:
+        results["activations"] = bench_activations(device, quick)
+    if "memory" in sections:
+        results["memory"] = bench_memory(sets[0], device)
+    if "epoch" in sections:
+        results["epoch"] = bench_epoch(sets[0], device, 1 if quick else args.repeats)
+    if "pipeline" in sections:
+        results["pipeline"] = bench_pipeline(sets[0], device, 5 if quick else None)
+    if "time-to-98" in sections and not quick:
+        results["time-to-98"] = bench_time_to_98(device, args.preset, sets)
+    print(report(results))
+    if args.json:
+        write_json(Path(args.json), _jsonable(results))
+    return 0
