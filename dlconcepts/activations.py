@@ -44,13 +44,13 @@ Every Function supports double backward (:func:`torch.autograd.gradgradcheck`), 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dlconcepts._checks import invalid, one_of
+from dlconcepts._function import fast_apply
 
 __all__ = [
     "ACTIVATIONS",
@@ -101,38 +101,10 @@ def _one(t: Tensor) -> Tensor | float:
     return _ONE[t.dtype] if t.is_cpu else 1.0
 
 
-class _PositionalSignature(inspect.Signature):
-    """``forward``'s signature, binding the one call shape ``apply`` makes without fuss.
-
-    When ``setup_context`` is defined, ``Function.apply`` binds its arguments to
-    ``inspect.signature(forward)`` on *every* call (to fill in defaults). Rebuilding the
-    signature and binding through the general machinery costs ~8 µs, as much as the
-    activation itself on a 64x256 batch. ``__signature__`` is what :func:`inspect.signature`
-    returns first, and a positional call that fills every parameter binds by zipping.
-    """
-
-    __slots__ = ()
-
-    def bind(self, *args: Any, **kwargs: Any) -> inspect.BoundArguments:
-        if not kwargs and len(args) == len(self.parameters):
-            return inspect.BoundArguments(self, dict(zip(self.parameters, args)))
-        return super().bind(*args, **kwargs)
-
-
-def _fast_apply(cls: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
-    """Class decorator: give ``cls.forward`` a :class:`_PositionalSignature`."""
-    forward = cls.forward
-    sig = inspect.signature(forward)
-    forward.__signature__ = _PositionalSignature(  # type: ignore[attr-defined]
-        list(sig.parameters.values()), return_annotation=sig.return_annotation
-    )
-    return cls
-
-
 # --- sigmoid ---------------------------------------------------------------------------------
 
 
-@_fast_apply
+@fast_apply
 class SigmoidFunction(torch.autograd.Function):
     r"""The logistic sigmoid :math:`\sigma(x) = \dfrac{1}{1 + e^{-x}}`.
 
@@ -225,7 +197,7 @@ def _sigmoid_grad(grad: Tensor, y: Tensor) -> Tensor:
 # --- tanh ------------------------------------------------------------------------------------
 
 
-@_fast_apply
+@fast_apply
 class TanhFunction(torch.autograd.Function):
     r"""The hyperbolic tangent :math:`\tanh x = \dfrac{e^{x} - e^{-x}}{e^{x} + e^{-x}}`.
 
@@ -313,7 +285,7 @@ def _tanh_grad(grad: Tensor, y: Tensor) -> Tensor:
 # --- relu ------------------------------------------------------------------------------------
 
 
-@_fast_apply
+@fast_apply
 class ReLUFunction(torch.autograd.Function):
     r"""The rectified linear unit :math:`\operatorname{relu}(x) = \max(x, 0)`.
 

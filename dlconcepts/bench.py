@@ -137,7 +137,7 @@ def saved_bytes(model: torch.nn.Module, impl: str, x: torch.Tensor, y: torch.Ten
 
 
 def bench_memory(train_set: data.InMemoryDataset, device: torch.device) -> dict[str, Any]:
-    x, y = train_set.images[:128], train_set.labels[:128]
+    x, y = train_set.images[:128].clone(), train_set.labels[:128].clone()  # not views of the set
     out = {}
     for impl in ("custom", "torch"):
         model = build_model(TrainConfig(hidden=(256, 128), impl=impl), device)

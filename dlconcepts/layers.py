@@ -26,10 +26,12 @@ from torch import Tensor, nn
 from dlconcepts import activations
 from dlconcepts import init as dl_init
 from dlconcepts._checks import invalid, one_of
+from dlconcepts._function import fast_apply
 
 IMPLS = ("custom", "torch")
 
 
+@fast_apply
 class LinearFunction(torch.autograd.Function):
     r"""``y = x Wᵀ + b`` with a hand-written backward.
 
@@ -61,20 +63,24 @@ class LinearFunction(torch.autograd.Function):
         ctx: Any, inputs: tuple[Tensor, Tensor, Tensor | None], output: Tensor
     ) -> None:
         x, weight, bias = inputs
-        # the products need x and W; the bias gradient needs nothing saved
-        ctx.save_for_backward(x, weight)
+        # dX needs W and dW needs X: save only what a requested gradient needs (the first
+        # layer's input is data, so its W is not kept); the bias gradient needs nothing
+        needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
+        ctx.shapes = (x.shape, weight.shape)
         ctx.save_for_forward(x, weight)
         ctx.has_bias = bias is not None
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        g = grad_output.reshape(-1, weight.shape[0])  # (B, out)
+        x_shape, (out_features, in_features) = ctx.shapes
+        g = grad_output.reshape(-1, out_features)  # (B, out)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(g, weight).reshape(x.shape)  # (..., in)
+            grad_x = torch.mm(g, weight).reshape(x_shape)  # (..., in)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.mm(g.t(), x.reshape(-1, weight.shape[1]))  # (out, in)
+            grad_w = torch.mm(g.t(), x.reshape(-1, in_features))  # (out, in)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)  # (out,)
         return grad_x, grad_w, grad_b
@@ -82,7 +88,7 @@ class LinearFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor | None, w_t: Tensor | None, b_t: Tensor | None) -> Tensor:
         # product rule: d(x Wᵀ + b) = dx Wᵀ + x dWᵀ + db
-        x, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors  # in jvp: what save_for_forward kept
         out = None
         if x_t is not None:
             out = LinearFunction.forward(x_t, weight, None)

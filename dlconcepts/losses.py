@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from dlconcepts._checks import invalid, one_of
+from dlconcepts._function import fast_apply
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -38,10 +39,15 @@ def softmax(logits: Tensor) -> Tensor:
     return e / e.sum(dim=-1, keepdim=True)
 
 
+def _minus_one(like: Tensor) -> Tensor:
+    return torch.full((), -1.0, dtype=like.dtype, device=like.device)
+
+
 def _one_hot(target: Tensor, like: Tensor) -> Tensor:
     return torch.zeros_like(like).scatter_(-1, target.unsqueeze(-1), 1)
 
 
+@fast_apply
 class CrossEntropyFunction(torch.autograd.Function):
     r"""Softmax cross-entropy per example, with a hand-written backward.
 
@@ -64,8 +70,8 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(logits: Tensor, target: Tensor) -> Tensor:
         shifted = logits - logits.amax(dim=-1, keepdim=True)  # (B, C), every entry ≤ 0
-        log_sum_exp = shifted.exp().sum(dim=-1).log()  # (B,) the shift cancels below
-        return log_sum_exp - shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        log_sum_exp = shifted.exp().sum(dim=-1).log_()  # (B,) the shift cancels below
+        return log_sum_exp.sub_(shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
@@ -78,7 +84,14 @@ class CrossEntropyFunction(torch.autograd.Function):
         logits, target = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None
-        grad = softmax(logits) - _one_hot(target, logits)  # (B, C)
+        if torch.is_grad_enabled():  # double backward: differentiable ops on the saved logits
+            return (softmax(logits) - _one_hot(target, logits)) * grad_output.unsqueeze(-1), None
+        # the same formula, in place on a temporary this backward owns (fewer passes and
+        # allocations); never in place on grad_output, which autograd may share
+        grad = (logits - logits.amax(dim=-1, keepdim=True)).exp_()
+        grad.div_(grad.sum(dim=-1, keepdim=True))  # softmax, (B, C)
+        grad.scatter_add_(-1, target.unsqueeze(-1), _minus_one(grad).expand(*target.shape, 1))
+        # out of place: under vmap (batched gradients) grad_output may be batched, grad not
         return grad * grad_output.unsqueeze(-1), None
 
     @staticmethod
@@ -87,6 +100,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return ((softmax(logits) - _one_hot(target, logits)) * logits_t).sum(dim=-1)
 
 
+@fast_apply
 class MSEFunction(torch.autograd.Function):
     r"""Squared error per element, with a hand-written backward.
 
@@ -139,6 +153,11 @@ def reduce(losses: Tensor, reduction: str) -> Tensor:
     raise one_of("reduction", reduction, REDUCTIONS)
 
 
+def _out_of_range(target: Tensor, n_classes: int) -> bool:
+    low, high = torch.aminmax(target)  # one pass, as this runs on every training step
+    return bool(low < 0) or bool(high >= n_classes)
+
+
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Hand-written drop-in for :func:`torch.nn.functional.cross_entropy` with class indices.
 
@@ -169,7 +188,7 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Te
             f"{tuple(logits.shape[:-1])} for logits {tuple(logits.shape)}",
         )
     n_classes = logits.shape[-1]
-    if target.numel() and bool(((target < 0) | (target >= n_classes)).any()):
+    if target.numel() and _out_of_range(target, n_classes):
         bad = target[(target < 0) | (target >= n_classes)][0].item()
         raise invalid("target", bad, f"class indices in [0, {n_classes - 1}]", TargetError)
     losses = CrossEntropyFunction.apply(logits, target.long())

@@ -1,0 +1,50 @@
+"""The benchmark runs end to end (speed itself is measured by `dlconcepts bench`, never asserted)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlconcepts import bench, data
+from dlconcepts.train import TrainConfig, build_model
+
+
+def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--dry-run", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for word in (
+        "sigmoid",
+        "tanh",
+        "relu",
+        "64x256",
+        "ratio",
+        "saved for backward",
+        "training epoch",
+        "DataLoader",
+    ):
+        assert word in text, text
+    results = json.loads(out.read_text())
+    assert {r["activation"] for r in results["activations"]} == {"sigmoid", "tanh", "relu"}
+    assert all(r["ratio"] > 0 for r in results["activations"])
+
+
+def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--only", "everything"]) == 2
+    assert "expected sections from" in capsys.readouterr().err
+
+
+def test_custom_step_saves_no_more_than_builtin() -> None:
+    """Memory: the hand-written pieces keep no more for the backward than torch.nn's."""
+    train_set, _ = data.load_splits(limit_train=256, limit_test=10)
+    x, y = train_set.images[:128].clone(), train_set.labels[:128].clone()  # not views of the set
+    sizes = {}
+    for impl in ("custom", "torch"):
+        for act in ("sigmoid", "tanh", "relu"):
+            model = build_model(
+                TrainConfig(hidden=(256, 128), impl=impl, activation=act), torch.device("cpu")
+            )
+            sizes[impl, act] = bench.saved_bytes(model, impl, x, y)
+    for act in ("sigmoid", "tanh", "relu"):
+        assert sizes["custom", act] <= sizes["torch", act], sizes
