@@ -351,8 +351,7 @@ def train(
             desc=f"epoch {epoch}/{cfg.epochs}",
             unit="batch",
             leave=False,
-            disable=not cfg.progress,
-            file=sys.stdout,
+            disable=not cfg.progress,  # the bar goes to stderr: piped output stays clean
         )
         total, count = 0.0, 0
         t0 = time.perf_counter()
