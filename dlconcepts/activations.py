@@ -101,11 +101,23 @@ def _one(t: Tensor) -> Tensor | float:
     return _ONE[t.dtype] if t.is_cpu else 1.0
 
 
+class _SavesOutput(torch.autograd.Function):
+    """What the three share: f' is a function of the output y, so y is all that is kept
+    (for the backward and for forward-mode AD), and vmap rules are generated."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+
 # --- sigmoid ---------------------------------------------------------------------------------
 
 
 @fast_apply
-class SigmoidFunction(torch.autograd.Function):
+class SigmoidFunction(_SavesOutput):
     r"""The logistic sigmoid :math:`\sigma(x) = \dfrac{1}{1 + e^{-x}}`.
 
     Also known as the *logistic function* and, in SciPy / ``torch.special``, ``expit``
@@ -139,8 +151,6 @@ class SigmoidFunction(torch.autograd.Function):
         tensor(0.2500)
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
@@ -152,12 +162,6 @@ class SigmoidFunction(torch.autograd.Function):
         y.exp_()  # e^{-x}; +inf for very negative x, which is harmless (see above)
         y.add_(_one(y))
         return y.reciprocal_()
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
-        # sigma' is a function of the output alone, so the output is all we keep.
-        ctx.save_for_backward(output)
-        ctx.save_for_forward(output)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tensor | None:
@@ -198,7 +202,7 @@ def _sigmoid_grad(grad: Tensor, y: Tensor) -> Tensor:
 
 
 @fast_apply
-class TanhFunction(torch.autograd.Function):
+class TanhFunction(_SavesOutput):
     r"""The hyperbolic tangent :math:`\tanh x = \dfrac{e^{x} - e^{-x}}{e^{x} + e^{-x}}`.
 
     A rescaled sigmoid, :math:`\tanh x = 2\sigma(2x) - 1`, mapping :math:`\mathbb{R}` onto
@@ -234,8 +238,6 @@ class TanhFunction(torch.autograd.Function):
         tensor(1.)
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
@@ -247,11 +249,6 @@ class TanhFunction(torch.autograd.Function):
         y.add_(y)  # 2/m, exactly
         y.add_(_one(y))  # 1 + 2/m
         return y.reciprocal_()
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
-        ctx.save_for_backward(output)
-        ctx.save_for_forward(output)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tensor | None:
@@ -286,7 +283,7 @@ def _tanh_grad(grad: Tensor, y: Tensor) -> Tensor:
 
 
 @fast_apply
-class ReLUFunction(torch.autograd.Function):
+class ReLUFunction(_SavesOutput):
     r"""The rectified linear unit :math:`\operatorname{relu}(x) = \max(x, 0)`.
 
     Also known as the *ramp function* or the *positive part* :math:`x^+`.
@@ -313,17 +310,10 @@ class ReLUFunction(torch.autograd.Function):
         tensor([0., 1.])
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
         return x.clamp_min(0)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
-        ctx.save_for_backward(output)
-        ctx.save_for_forward(output)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tensor | None:
