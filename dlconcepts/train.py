@@ -38,7 +38,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "dlconcepts-checkpoint-1"
 # settings that only say where or how fast to run: they may differ on --resume
-RUNTIME_FIELDS = ("device", "data_dir", "download", "out", "resume", "progress")
+RUNTIME_FIELDS = ("device", "data_dir", "download", "out", "resume", "progress", "compile")
 
 
 @dataclass
@@ -69,6 +69,7 @@ class TrainConfig:
     limit_test: int | None = None
     max_steps: int | None = None  # stop each epoch after this many batches (--dry-run)
     progress: bool = True
+    compile: bool = False  # torch.compile the model for the training steps (see the README)
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -209,7 +210,7 @@ def evaluate(
 
 
 def train_steps(
-    model: MLP,
+    model: Callable[[Tensor], Tensor],
     batches: Iterator[tuple[Tensor, Tensor]],
     opt: torch.optim.Optimizer,
     sched: Any,
@@ -342,6 +343,9 @@ def train(
         start_epoch = ckpt["epoch"] + 1
         say(f"resumed from {out / CHECKPOINT} after epoch {ckpt['epoch']}")
 
+    # compiled or not, the module shares its parameters with ``model``: checkpoints, evaluation
+    # and the optimizer see the same weights
+    stepper: Any = torch.compile(model) if cfg.compile else model
     for epoch in range(start_epoch, cfg.epochs + 1):
         batches = train_set.batches(
             cfg.batch_size, shuffle=True, generator=epoch_generator(cfg.seed, epoch)
@@ -355,7 +359,7 @@ def train(
         )
         total, count = 0.0, 0
         t0 = time.perf_counter()
-        for value in train_steps(model, batches, opt, sched, cfg.impl, epoch):
+        for value in train_steps(stepper, batches, opt, sched, cfg.impl, epoch):
             total, count = total + value, count + 1
             bar.update()
             if count % 20 == 0:
@@ -498,6 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--limit-test", type=int, default=None, help="use only the first N test examples"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (slower here: see the README's benchmarks)",
     )
     p.add_argument("--dry-run", action="store_true", help="one epoch of a few batches (for CI)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
