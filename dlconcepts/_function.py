@@ -22,8 +22,30 @@ class _PositionalSignature(inspect.Signature):
 
     def bind(self, *args: Any, **kwargs: Any) -> inspect.BoundArguments:
         if not kwargs and len(args) == len(self.parameters):
-            return inspect.BoundArguments(self, dict(zip(self.parameters, args)))
+            return _PositionalBound(self, args)
         return super().bind(*args, **kwargs)
+
+
+class _PositionalBound(inspect.BoundArguments):
+    """A complete positional binding: ``args`` is what was passed, there are no kwargs and no
+    defaults to fill. Skipping the general properties saves another ~9 µs per ``apply``."""
+
+    __slots__ = ("_args",)
+
+    def __init__(self, signature: inspect.Signature, args: tuple[Any, ...]) -> None:
+        super().__init__(signature, dict(zip(signature.parameters, args)))
+        self._args = args
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self._args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def apply_defaults(self) -> None:
+        pass  # every parameter is bound already
 
 
 def fast_apply(cls: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
