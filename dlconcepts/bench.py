@@ -70,8 +70,7 @@ def time_stmt(fn: Callable[[], Any], min_run_time: float) -> Timing:
     m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(
         min_run_time=min_run_time
     )
-    per_call = [t for t in m.times]
-    return Timing(m.median, min(per_call), max(per_call))
+    return Timing(m.median, min(m.times), max(m.times))
 
 
 def time_repeats(fn: Callable[[], Any], repeats: int) -> Timing:

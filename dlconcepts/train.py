@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 import torch.nn.functional as F
@@ -240,17 +240,17 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write atomically: a temp file in the same folder, fsync, then rename over the old one.
 
-    An interrupt at any moment leaves either the previous checkpoint or the new one, never
-    a half-written file.
+    An interrupt at any moment leaves either the previous file or the new one, never a
+    half-written file (and no temp file behind).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -264,16 +264,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (same recipe as checkpoints)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
 def load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
