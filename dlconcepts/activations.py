@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from dlconcepts._checks import invalid, one_of
-from dlconcepts._function import fast_apply
+from dlconcepts._function import Function
 
 __all__ = [
     "ACTIVATIONS",
@@ -101,7 +101,7 @@ def _one(t: Tensor) -> Tensor | float:
     return _ONE[t.dtype] if t.is_cpu else 1.0
 
 
-class _SavesOutput(torch.autograd.Function):
+class _SavesOutput(Function):
     """What the three share: f' is a function of the output y, so y is all that is kept
     (for the backward and for forward-mode AD), and vmap rules are generated."""
 
@@ -116,7 +116,6 @@ class _SavesOutput(torch.autograd.Function):
 # --- sigmoid ---------------------------------------------------------------------------------
 
 
-@fast_apply
 class SigmoidFunction(_SavesOutput):
     r"""The logistic sigmoid :math:`\sigma(x) = \dfrac{1}{1 + e^{-x}}`.
 
@@ -201,7 +200,6 @@ def _sigmoid_grad(grad: Tensor, y: Tensor) -> Tensor:
 # --- tanh ------------------------------------------------------------------------------------
 
 
-@fast_apply
 class TanhFunction(_SavesOutput):
     r"""The hyperbolic tangent :math:`\tanh x = \dfrac{e^{x} - e^{-x}}{e^{x} + e^{-x}}`.
 
@@ -282,7 +280,6 @@ def _tanh_grad(grad: Tensor, y: Tensor) -> Tensor:
 # --- relu ------------------------------------------------------------------------------------
 
 
-@fast_apply
 class ReLUFunction(_SavesOutput):
     r"""The rectified linear unit :math:`\operatorname{relu}(x) = \max(x, 0)`.
 

@@ -26,13 +26,12 @@ from torch import Tensor, nn
 from dlconcepts import activations
 from dlconcepts import init as dl_init
 from dlconcepts._checks import invalid, one_of
-from dlconcepts._function import fast_apply
+from dlconcepts._function import Function
 
 IMPLS = ("custom", "torch")
 
 
-@fast_apply
-class LinearFunction(torch.autograd.Function):
+class LinearFunction(Function):
     r"""``y = x Wᵀ + b`` with a hand-written backward.
 
     For x of shape (..., in), W of shape (out, in) and b of shape (out,), with the leading
@@ -53,35 +52,40 @@ class LinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        x2 = x.reshape(-1, weight.shape[1])  # (B, in)
+        # (B, in) is the common case; other leading shapes are flattened to it and back
+        flat = x.dim() == 2
+        x2 = x if flat else x.reshape(-1, weight.shape[1])  # (B, in)
         # addmm fuses the bias into the matrix product, as torch.nn.functional.linear does
         y = torch.mm(x2, weight.t()) if bias is None else torch.addmm(bias, x2, weight.t())
-        return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
+        return y if flat else y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
 
     @staticmethod
     def setup_context(
         ctx: Any, inputs: tuple[Tensor, Tensor, Tensor | None], output: Tensor
     ) -> None:
-        x, weight, bias = inputs
+        x, weight, _ = inputs
         # dX needs W and dW needs X: save only what a requested gradient needs (the first
         # layer's input is data, so its W is not kept); the bias gradient needs nothing
-        needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        needs_x, needs_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
-        ctx.shapes = (x.shape, weight.shape)
         ctx.save_for_forward(x, weight)
-        ctx.has_bias = bias is not None
+        ctx.x_shape = x.shape
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        x_shape, (out_features, in_features) = ctx.shapes
-        g = grad_output.reshape(-1, out_features)  # (B, out)
+        needs_x, needs_w, needs_b = ctx.needs_input_grad
+        flat = grad_output.dim() == 2
+        g = grad_output if flat else grad_output.reshape(-1, grad_output.shape[-1])  # (B, out)
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(g, weight).reshape(x_shape)  # (..., in)
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.mm(g.t(), x.reshape(-1, in_features))  # (out, in)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if needs_x:
+            grad_x = torch.mm(g, weight)  # (B, in)
+            if not flat:
+                grad_x = grad_x.reshape(ctx.x_shape)  # (..., in)
+        if needs_w:
+            x2 = x if flat else x.reshape(-1, x.shape[-1])  # (B, in)
+            grad_w = torch.mm(g.t(), x2)  # (out, in)
+        if needs_b:
             grad_b = g.sum(0)  # (out,)
         return grad_x, grad_w, grad_b
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from dlconcepts._checks import invalid, one_of
-from dlconcepts._function import fast_apply
+from dlconcepts._function import Function
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -47,8 +47,7 @@ def _one_hot(target: Tensor, like: Tensor) -> Tensor:
     return torch.zeros_like(like).scatter_(-1, target.unsqueeze(-1), 1)
 
 
-@fast_apply
-class CrossEntropyFunction(torch.autograd.Function):
+class CrossEntropyFunction(Function):
     r"""Softmax cross-entropy per example, with a hand-written backward.
 
     For logits z (B, C) and class indices t (B,):
@@ -100,8 +99,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return ((softmax(logits) - _one_hot(target, logits)) * logits_t).sum(dim=-1)
 
 
-@fast_apply
-class MSEFunction(torch.autograd.Function):
+class MSEFunction(Function):
     r"""Squared error per element, with a hand-written backward.
 
     .. math::
