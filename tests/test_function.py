@@ -3,7 +3,6 @@ the same answers either way."""
 
 from typing import Any
 
-import pytest
 import torch
 
 from dlconcepts import activations, layers
