@@ -43,7 +43,8 @@ from dlconcepts.train import (
 )
 
 SECTIONS = ("activations", "memory", "epoch", "pipeline", "time-to-98")
-SHAPES = ((64, 256), (256, 1024), (4096, 4096))
+# 1x1: no arithmetic to speak of, so the time is the fixed cost of one call
+SHAPES = ((1, 1), (64, 256), (256, 1024), (4096, 4096))
 BUILTIN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 
 
@@ -65,21 +66,19 @@ def format_seconds(s: float) -> str:
     return f"{s:.2f} s"
 
 
-def time_stmt(fn: Callable[[], Any], min_run_time: float) -> Timing:
-    """Median and range of per-call times, from torch's own benchmark timer."""
-    m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(
-        min_run_time=min_run_time
-    )
-    return Timing(m.median, min(m.times), max(m.times))
-
-
-def time_repeats(fn: Callable[[], Any], repeats: int) -> Timing:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+def _timing(times: list[float]) -> Timing:
     return Timing(statistics.median(times), min(times), max(times))
+
+
+def time_interleaved(fns: list[Callable[[], Any]], budget: float, rounds: int = 5) -> list[Timing]:
+    """Per-call times of each statement, measured in alternating rounds (torch's own benchmark
+    timer in each), so a shared machine's drift falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, times):
+            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+            out.extend(timer.blocked_autorange(min_run_time=budget / rounds / len(fns)).times)
+    return [_timing(t) for t in times]
 
 
 def fwd_bwd(
@@ -90,31 +89,43 @@ def fwd_bwd(
 
 
 def bench_activations(device: torch.device, quick: bool) -> list[dict[str, Any]]:
+    """Each activation against the built-in, and per shape two reference points: a plain copy
+    (the memory bandwidth) and, for tanh, the ``expm1`` pass its accuracy near 0 needs."""
     rows = []
     for shape in SHAPES[:2] if quick else SHAPES:
         x = (torch.randn(shape, device=device) * 3).requires_grad_()
         g = torch.randn(shape, device=device)
-        copy_dst = torch.empty_like(x)
+        out = torch.empty_like(x)
         # large shapes take ~0.1 s a call: fewer repeats are enough for a stable median
         budget = 0.2 if quick else (3.0 if shape[0] >= 4096 else 1.0)
-        copy = time_stmt(functools.partial(copy_dst.copy_, x.detach()), budget)
+        xd = x.detach()
+        copy, expm1, tanh_fwd = time_interleaved(
+            [
+                functools.partial(out.copy_, xd),
+                functools.partial(torch.expm1, xd, out=out),
+                functools.partial(torch.tanh, xd, out=out),
+            ],
+            budget,
+        )
         copy_gbs = 2 * x.numel() * x.element_size() / copy.median / 1e9  # read + write
         for name in activations.ACTIVATIONS:
             ours_fn, theirs_fn = activations.get(name).apply, BUILTIN[name]
-            ours = time_stmt(fwd_bwd(ours_fn, x, g), budget)
-            theirs = time_stmt(fwd_bwd(theirs_fn, x, g), budget)
+            ours, theirs = time_interleaved(
+                [fwd_bwd(ours_fn, x, g), fwd_bwd(theirs_fn, x, g)], 2 * budget
+            )
             # forward reads x, writes y; backward reads g and y, writes the gradient
             moved = 5 * x.numel() * x.element_size()
             rows.append(
                 {
                     "activation": name,
-                    "shape": f"{shape[0]}x{shape[1]}",
+                    "shape": "x".join(map(str, shape)),
                     "ours": ours,
                     "builtin": theirs,
                     "ratio": ours.median / theirs.median,
                     "ours_gbs": moved / ours.median / 1e9,
                     "builtin_gbs": moved / theirs.median / 1e9,
                     "copy_gbs": copy_gbs,
+                    "expm1_vs_tanh": expm1.median / tanh_fwd.median,
                 }
             )
     return rows
@@ -165,16 +176,15 @@ def bench_epoch(
     train_set: data.InMemoryDataset, device: torch.device, repeats: int
 ) -> dict[str, Any]:
     cfg = TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
-    timings = {}
-    for impl in ("custom", "torch"):
-        run = dataclasses.replace(cfg, impl=impl)
+    runs = {impl: dataclasses.replace(cfg, impl=impl) for impl in ("custom", "torch")}
+    times: dict[str, list[float]] = {impl: [] for impl in runs}
+    for run in runs.values():
         time_epoch(run, train_set, device)  # warm-up: first-touch allocations, thread pool
-        timings[impl] = time_repeats(lambda r=run: time_epoch(r, train_set, device), repeats)
-    return {
-        "custom": timings["custom"],
-        "builtin": timings["torch"],
-        "ratio": timings["custom"].median / timings["torch"].median,
-    }
+    for _ in range(repeats):  # alternating, so drift on a shared machine falls on both alike
+        for impl, run in runs.items():
+            times[impl].append(time_epoch(run, train_set, device))
+    custom, builtin = _timing(times["custom"]), _timing(times["torch"])
+    return {"custom": custom, "builtin": builtin, "ratio": custom.median / builtin.median}
 
 
 def bench_pipeline(
@@ -232,6 +242,18 @@ def report(results: dict[str, Any]) -> str:
             f"| {r['ours_gbs']:.1f} | {r['builtin_gbs']:.1f} | {r['copy_gbs']:.1f} |"
             for r in results["activations"]
         ]
+        rows = results["activations"]
+        fixed = [r["ours"].median - r["builtin"].median for r in rows if r["shape"] == "1x1"]
+        if fixed:
+            lines.append(
+                "fixed cost per call at 1x1 (ours - built-in, forward+backward): "
+                + ", ".join(f"{format_seconds(t)}" for t in fixed)
+            )
+        expm1 = {r["shape"]: r["expm1_vs_tanh"] for r in rows}
+        lines.append(
+            "tanh's expm1 pass alone / built-in tanh forward: "
+            + ", ".join(f"{shape} {ratio:.1f}x" for shape, ratio in expm1.items())
+        )
         lines.append("")
     if "memory" in results:
         m = results["memory"]

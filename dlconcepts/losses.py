@@ -153,7 +153,7 @@ def reduce(losses: Tensor, reduction: str) -> Tensor:
 
 def _out_of_range(target: Tensor, n_classes: int) -> bool:
     low, high = torch.aminmax(target)  # one pass, as this runs on every training step
-    return bool(low < 0) or bool(high >= n_classes)
+    return low.item() < 0 or high.item() >= n_classes  # Python comparisons: no more tensor ops
 
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
