@@ -18,8 +18,11 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
         "sigmoid",
         "tanh",
         "relu",
+        "1x1",
         "64x256",
         "ratio",
+        "fixed cost per call",
+        "expm1 pass alone",
         "saved for backward",
         "training epoch",
         "DataLoader",
@@ -28,6 +31,8 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
     results = json.loads(out.read_text())
     assert {r["activation"] for r in results["activations"]} == {"sigmoid", "tanh", "relu"}
     assert all(r["ratio"] > 0 for r in results["activations"])
+    assert all(r["expm1_vs_tanh"] > 0 for r in results["activations"])
+    assert {r["shape"] for r in results["activations"]} == {"1x1", "64x256"}
 
 
 def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
