@@ -234,6 +234,7 @@ def report(results: dict[str, Any]) -> str:
     if "activations" in results:
         lines += [
             "forward+backward, float32: median [min–max]; ratio = ours / built-in (lower is better)",
+            "",
             "| activation | shape | ours | built-in | ratio | ours GB/s | built-in GB/s | copy GB/s |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
@@ -242,13 +243,19 @@ def report(results: dict[str, Any]) -> str:
             f"| {r['ours_gbs']:.1f} | {r['builtin_gbs']:.1f} | {r['copy_gbs']:.1f} |"
             for r in results["activations"]
         ]
+        lines.append("")
         rows = results["activations"]
-        fixed = [r["ours"].median - r["builtin"].median for r in rows if r["shape"] == "1x1"]
+        fixed = {
+            r["activation"]: r["ours"].median - r["builtin"].median
+            for r in rows
+            if r["shape"] == "1x1"
+        }
         if fixed:
-            lines.append(
+            lines += [
                 "fixed cost per call at 1x1 (ours - built-in, forward+backward): "
-                + ", ".join(f"{format_seconds(t)}" for t in fixed)
-            )
+                + ", ".join(f"{name} {format_seconds(t)}" for name, t in fixed.items()),
+                "",
+            ]
         expm1 = {r["shape"]: r["expm1_vs_tanh"] for r in rows}
         lines.append(
             "tanh's expm1 pass alone / built-in tanh forward: "
