@@ -25,6 +25,7 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
         "expm1 pass alone",
         "saved for backward",
         "training epoch",
+        "our cross-entropy",
         "DataLoader",
     ):
         assert word in text, text
@@ -33,6 +34,8 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
     assert all(r["ratio"] > 0 for r in results["activations"])
     assert all(r["expm1_vs_tanh"] > 0 for r in results["activations"])
     assert {r["shape"] for r in results["activations"]} == {"1x1", "64x256"}
+    parts = results["epoch"]["step_parts"]
+    assert set(parts) == {"built-in", "our Linear", "our ReLU", "our cross-entropy", "all ours"}
 
 
 def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
