@@ -1,13 +1,15 @@
 """``dlconcepts bench``: hand-written pieces against PyTorch's built-ins, side by side.
 
-All figures come from one process, one after the other, so they share the machine's
-state; ratios (ours / built-in) are what to read, since absolute times on a shared
-machine drift. Each time is a median over repeats, with the min–max range.
+All figures come from one process, and what is compared is timed in alternating rounds, so
+a shared machine's drift falls on both sides; ratios (ours / built-in) are what to read.
+Each time is a median over repeats, with the min–max range.
 
-- activations: forward + backward of each hand-written activation against the built-in,
-  with the achieved memory bandwidth against a plain copy of the same tensor,
+- activations: forward + backward of each hand-written activation against the built-in, at
+  1x1 (the fixed cost of a call) up to 4096², with the achieved memory bandwidth against a
+  plain copy and, for tanh, the cost of the ``expm1`` pass its accuracy needs,
 - memory: bytes saved for the backward by one training step, custom against built-in,
-- epoch: one training epoch of a 784-256-128-10 MLP, custom pieces against built-in,
+- epoch: one training epoch of a 784-256-128-10 MLP, custom pieces against built-in, and
+  what each kind of hand-written piece adds to one forward+backward,
 - pipeline: one epoch with the in-memory batches against DataLoader + ToTensor,
 - time-to-98: training seconds until the test accuracy first reaches 98%.
 """
