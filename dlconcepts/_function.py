@@ -11,9 +11,10 @@ against ~7 µs in the combined form ``forward(ctx, *inputs)`` and ~4 µs for ``t
 more than the activation's own arithmetic. So for a plain eager call, :meth:`Function.apply` runs an
 *eager twin*: the combined form, generated from the same ``forward``, ``setup_context``,
 ``backward`` and ``jvp``. Nothing is written twice and the graph node has the usual name
-(``SigmoidFunctionBackward``). Under a :mod:`torch.func` transform, under
-:func:`torch.compile`, with keyword arguments or with defaults left to fill, ``apply``
-takes PyTorch's own path.
+(``SigmoidFunctionBackward``). Under a :mod:`torch.func` transform, with keyword arguments
+or with defaults left to fill, ``apply`` takes PyTorch's own path. :func:`torch.compile` does
+not trace ``apply`` (Dynamo cannot trace a Function with a custom ``jvp`` in any case, and it
+fails on the ``super()`` call here), so compiled code runs it eagerly between its graphs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any, ClassVar
 import torch
 
 _transforms_active = torch._C._are_functorch_transforms_active
-_compiling = torch.compiler.is_compiling
 
 
 class Function(torch.autograd.Function):
