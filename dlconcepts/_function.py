@@ -13,8 +13,9 @@ more than the activation's own arithmetic. So for a plain eager call, :meth:`Fun
 ``backward`` and ``jvp``. Nothing is written twice and the graph node has the usual name
 (``SigmoidFunctionBackward``). Under a :mod:`torch.func` transform, with keyword arguments
 or with defaults left to fill, ``apply`` takes PyTorch's own path. :func:`torch.compile` does
-not trace ``apply`` (Dynamo cannot trace a Function with a custom ``jvp`` in any case, and it
-fails on the ``super()`` call here), so compiled code runs it eagerly between its graphs.
+not trace into ``apply``: Dynamo cannot trace a Function with a custom ``jvp`` in any case, and
+tracing the branches here only breaks the graph more often (784-256-128-10: 9 breaks instead
+of 1), so compiled code calls it eagerly between its graphs.
 """
 
 from __future__ import annotations

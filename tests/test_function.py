@@ -81,9 +81,13 @@ def test_a_function_with_defaults_still_gets_them() -> None:
 
 
 def test_torch_compile_runs_the_functions() -> None:
-    # Dynamo cannot trace a Function with a custom jvp; it must run it, not fail on it.
+    # Dynamo cannot trace a Function with a custom jvp; it must run it, not fail on it, and
+    # not trace into apply either (that breaks the graph again at every branch inside it).
     model = layers.MLP((6, 5, 3), "tanh", "xavier", generator=torch.Generator().manual_seed(0))
     x = torch.randn(4, 6)
+    calls = 3  # two Linear and one Tanh
+    assert torch._dynamo.explain(model)(x).graph_break_count <= calls
+    torch._dynamo.reset()
     compiled = torch.compile(model, backend="eager")
     assert torch.equal(compiled(x), model(x))
     compiled(x).sum().backward()
