@@ -50,30 +50,6 @@ import torch
 from torch import Tensor, nn
 
 from dlconcepts._checks import invalid, one_of
-from dlconcepts._function import Function
-
-__all__ = [
-    "ACTIVATIONS",
-    "MODULES",
-    "TORCH_MODULES",
-    "ReLU",
-    "ReLUFunction",
-    "Sigmoid",
-    "SigmoidFunction",
-    "Tanh",
-    "TanhFunction",
-    "get",
-    "relu",
-    "sigmoid",
-    "tanh",
-]
-
-# float16 / bfloat16 are computed in float32 and rounded once at the end, as PyTorch's CPU
-# kernels do ("opmath"): rounding after every step would cost several half-precision ulps.
-_REDUCED = (torch.float16, torch.bfloat16)
-
-
-# --- small helpers ---------------------------------------------------------------------------
 
 
 def _check_input(x: object) -> None:
@@ -84,26 +60,20 @@ def _check_input(x: object) -> None:
         raise invalid("x", x.dtype, "a floating-point tensor", TypeError)
 
 
-# Passing a Python number to an op makes PyTorch wrap it into a fresh tensor on every call
-# (about 1.5 µs), a visible share of an activation on a small batch. So the constants 0 and 1
-# live here as 0-dim CPU tensors, one per dtype (lerp insists on matching dtypes); on other
-# devices a Python number is used, since a CPU tensor is not accepted everywhere there.
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_ZERO = {dt: torch.zeros((), dtype=dt) for dt in _FLOATS}
-_ONE = {dt: torch.ones((), dtype=dt) for dt in _FLOATS}
+def _float32_or_wider(x: Tensor) -> Tensor:
+    """float16 and bfloat16 up-cast to float32, other dtypes as they are.
+
+    The sigmoid and tanh formulas, forward and backward, take several steps; rounding to half
+    precision after each would cost several ulps (13 for tanh's 1 - y^2), so, like PyTorch's
+    CPU kernels ("opmath"), they compute in float32 and round once at the end. ReLU needs
+    no arithmetic, so it needs no up-cast.
+    """
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _zero(t: Tensor) -> Tensor:
-    return _ZERO[t.dtype] if t.is_cpu else torch.zeros((), dtype=t.dtype, device=t.device)
-
-
-def _one(t: Tensor) -> Tensor | float:
-    return _ONE[t.dtype] if t.is_cpu else 1.0
-
-
-class _SavesOutput(Function):
-    """What the three share: f' is a function of the output y, so y is all that is kept
-    (for the backward and for forward-mode AD), and vmap rules are generated."""
+class _SavesOutput(torch.autograd.Function):
+    """What the three share: f' is a function of the output y, so y is all that is kept, for
+    the backward and for forward-mode AD; ``torch.func.vmap`` rules are generated."""
 
     generate_vmap_rule = True
 
@@ -131,16 +101,12 @@ class SigmoidFunction(_SavesOutput):
     **Why this form is stable.** :math:`1 / (1 + e^{-x})` never divides infinity by
     infinity: for very negative :math:`x`, :math:`e^{-x}` overflows to :math:`+\infty` and
     :math:`1/(1 + \infty) = 0`, the right answer; for very positive :math:`x`,
-    :math:`e^{-x} \to 0` and the result is :math:`1`. Every finite input gives a finite result
-    without NaN. (The tempting :math:`e^{x} / (1 + e^{x})` is the unstable one: it gives
-    :math:`\infty / \infty = \text{NaN}` for :math:`x > 88.7` in float32.) Each step is a
-    correctly rounded or 1-ulp operation on a positive quantity, so there is no cancellation
-    and the relative error stays within a few ulps everywhere, tails included. Only where
-    :math:`\sigma(x)` is subnormal (:math:`x < -88.7` in float32) is the result flushed to
-    0, exactly as PyTorch's own kernel does. The two-branch form with
-    :math:`e = e^{-|x|}` (:math:`1/(1+e)` for :math:`x \ge 0`, :math:`e/(1+e)` otherwise)
-    avoids even that intermediate overflow and keeps those subnormals, but it needs a select
-    and a second buffer, and it agrees with this one everywhere else.
+    :math:`e^{-x} \to 0` and the result is :math:`1`. (The tempting
+    :math:`e^{x} / (1 + e^{x})` is the unstable one: :math:`\infty / \infty = \text{NaN}`
+    for :math:`x > 88.7` in float32.) Each step is a correctly rounded or 1-ulp operation on a
+    positive quantity, so there is no cancellation and the relative error stays within a few
+    ulps everywhere. Only where :math:`\sigma(x)` is subnormal (:math:`x < -88.7` in float32)
+    is the result flushed to 0, exactly as PyTorch's own kernel does.
 
     Example::
 
@@ -153,48 +119,23 @@ class SigmoidFunction(_SavesOutput):
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
-        if x.dtype in _REDUCED:
-            return SigmoidFunction.forward(x.float()).to(x.dtype)
-        # One new tensor, then in-place steps on it: an out-of-place step would allocate, and
-        # page-fault in, another tensor as large as x.
-        y = torch.neg(x)
-        y.exp_()  # e^{-x}; +inf for very negative x, which is harmless (see above)
-        y.add_(_one(y))
-        return y.reciprocal_()
+        y = 1 / (1 + torch.exp(-_float32_or_wider(x)))
+        return y.to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> Tensor | None:
-        if not ctx.needs_input_grad[0]:
-            return None
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            # create_graph=True: this backward is itself being recorded, so out-of-place ops
-            # only (an in-place one would overwrite a value autograd saved). Same order of
-            # operations as PyTorch's kernel.
-            return grad_output * (1 - y) * y
-        if y.dtype in _REDUCED:
-            return _sigmoid_grad(grad_output.float(), y.float()).to(y.dtype)
-        return _sigmoid_grad(grad_output, y)
+        return (grad_output * SigmoidFunction.derivative(_float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor) -> Tensor:
-        # Forward mode: the tangent of y is sigma'(x) * x_t, with sigma'(x) read off y.
-        (y,) = ctx.saved_tensors
-        return x_t * SigmoidFunction.derivative(y)
+        (y,) = ctx.saved_tensors  # in jvp: what save_for_forward kept
+        return (x_t * SigmoidFunction.derivative(_float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def derivative(y: Tensor) -> Tensor:
         r""":math:`\sigma'(x) = y (1 - y)` where :math:`y = \sigma(x)`."""
         return y * (1 - y)
-
-
-def _sigmoid_grad(grad: Tensor, y: Tensor) -> Tensor:
-    # g y (1 - y) in two passes over one new tensor: lerp(s, 0, y) = s + y (0 - s) = s (1 - y),
-    # which PyTorch evaluates as s - y s for y < 1/2 and as s (1 - y) otherwise, so 1 - y is
-    # never formed where it would cancel. The first op reads grad, so under vmap the new
-    # tensor is batched whenever grad is and the in-place step is legal.
-    out = torch.mul(grad, y)
-    return out.lerp_(_zero(out), y)
 
 
 # --- tanh ------------------------------------------------------------------------------------
@@ -239,42 +180,23 @@ class TanhFunction(_SavesOutput):
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
-        if x.dtype in _REDUCED:
-            return TanhFunction.forward(x.float()).to(x.dtype)
-        y = torch.add(x, x)  # 2x, exactly
-        y.expm1_()  # m = e^{2x} - 1
-        y.reciprocal_()  # 1/m
-        y.add_(y)  # 2/m, exactly
-        y.add_(_one(y))  # 1 + 2/m
-        return y.reciprocal_()
+        m = torch.expm1(2 * _float32_or_wider(x))  # e^{2x} - 1
+        return (1 / (1 + 2 / m)).to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> Tensor | None:
-        if not ctx.needs_input_grad[0]:
-            return None
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        if torch.is_grad_enabled():  # double backward: out-of-place only
-            return grad_output * (1 - y * y)
-        if y.dtype in _REDUCED:
-            return _tanh_grad(grad_output.float(), y.float()).to(y.dtype)
-        return _tanh_grad(grad_output, y)
+        return (grad_output * TanhFunction.derivative(_float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        return x_t * TanhFunction.derivative(y)
+        return (x_t * TanhFunction.derivative(_float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def derivative(y: Tensor) -> Tensor:
         r""":math:`\tanh'(x) = 1 - y^2` where :math:`y = \tanh x`."""
         return 1 - y * y
-
-
-def _tanh_grad(grad: Tensor, y: Tensor) -> Tensor:
-    # g (1 - y^2) = g (1 - y) (1 + y) in two passes over one new tensor: lerp(g, 0, y) =
-    # g (1 - y), exact in 1 - y for y >= 1/2 (see _sigmoid_grad), then out + out * y.
-    out = torch.lerp(grad, _zero(grad), y)
-    return out.addcmul_(out, y)
 
 
 # --- relu ------------------------------------------------------------------------------------
@@ -313,25 +235,9 @@ class ReLUFunction(_SavesOutput):
         return x.clamp_min(0)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> Tensor | None:
-        if not ctx.needs_input_grad[0]:
-            return None
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            # Double backward: out-of-place only. sign(y) is 1[y > 0] here (y >= 0) and,
-            # unlike a comparison, differentiable (with derivative 0), so a second
-            # derivative is 0 rather than an error, as with torch.relu.
-            return grad_output * torch.sign(y)
-        # y >= 0 (or NaN), so sign(y) is exactly the 0/1 mask 1[y > 0] (sign(NaN) = 0), and
-        # float * float is several times faster than float * bool, masked_fill or where.
-        mask = torch.sign(y)
-        try:
-            return mask.mul_(grad_output)
-        except RuntimeError:
-            # Under vmap with a batched grad_output but an unbatched y (gradcheck's batched
-            # gradient test, jacobians), writing the batched product into the unbatched mask
-            # is impossible; vmap refuses before touching it.
-            return grad_output * mask
+        return grad_output * ReLUFunction.derivative(y)
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor) -> Tensor:
@@ -340,8 +246,13 @@ class ReLUFunction(_SavesOutput):
 
     @staticmethod
     def derivative(y: Tensor) -> Tensor:
-        r""":math:`\operatorname{relu}'(x) = \mathbb{1}[y > 0]`, in ``y``'s dtype."""
-        return (y > 0).to(y.dtype)
+        r""":math:`\operatorname{relu}'(x) = \mathbb{1}[y > 0]`, in ``y``'s dtype.
+
+        For :math:`y = \max(x, 0) \ge 0` that indicator is ``sign(y)`` (and 0 at NaN). Unlike
+        the comparison ``y > 0``, ``sign`` is differentiable (its derivative is 0), so the
+        backward can itself be differentiated: relu'' = 0, as for ``torch.relu``.
+        """
+        return torch.sign(y)
 
 
 # --- functional and nn.Module wrappers ------------------------------------------------------
@@ -365,22 +276,22 @@ def relu(x: Tensor) -> Tensor:
 class Sigmoid(nn.Module):
     """``nn.Module`` form of :func:`sigmoid`, a drop-in for :class:`torch.nn.Sigmoid`."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return SigmoidFunction.apply(x)
+    def forward(self, input: Tensor) -> Tensor:
+        return SigmoidFunction.apply(input)
 
 
 class Tanh(nn.Module):
     """``nn.Module`` form of :func:`tanh`, a drop-in for :class:`torch.nn.Tanh`."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return TanhFunction.apply(x)
+    def forward(self, input: Tensor) -> Tensor:
+        return TanhFunction.apply(input)
 
 
 class ReLU(nn.Module):
     """``nn.Module`` form of :func:`relu`, a drop-in for :class:`torch.nn.ReLU`."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ReLUFunction.apply(x)
+    def forward(self, input: Tensor) -> Tensor:
+        return ReLUFunction.apply(input)
 
 
 # --- registry --------------------------------------------------------------------------------

@@ -26,16 +26,38 @@ from torch import Tensor, nn
 from dlconcepts import activations
 from dlconcepts import init as dl_init
 from dlconcepts._checks import invalid, one_of
-from dlconcepts._function import Function
 
 IMPLS = ("custom", "torch")
 
 
-class LinearFunction(Function):
+def _batch(t: Tensor) -> Tensor:
+    """(..., n) -> (B, n): every leading dimension is a batch dimension (1-D is a batch of 1)."""
+    return t.reshape(math.prod(t.shape[:-1]), t.shape[-1])
+
+
+# The three gradients of y = x Wᵀ + b, given g = ∂C/∂y of shape (..., out). Pure functions:
+# LinearFunction.backward and the manual backprop in dlconcepts.backprop both call them.
+
+
+def input_grad(grad_output: Tensor, weight: Tensor) -> Tensor:
+    """∂C/∂x = g W: (..., out) @ (out, in) -> (..., in)."""
+    return grad_output @ weight
+
+
+def weight_grad(grad_output: Tensor, x: Tensor) -> Tensor:
+    """∂C/∂W = gᵀ x, summed over the batch: (out, B) @ (B, in) -> (out, in)."""
+    return _batch(grad_output).t() @ _batch(x)
+
+
+def bias_grad(grad_output: Tensor) -> Tensor:
+    """∂C/∂b = Σ_batch g: (B, out) -> (out,)."""
+    return _batch(grad_output).sum(0)
+
+
+class LinearFunction(torch.autograd.Function):
     r"""``y = x Wᵀ + b`` with a hand-written backward.
 
-    For x of shape (..., in), W of shape (out, in) and b of shape (out,), with the leading
-    dimensions flattened into one batch dimension B and g = ∂C/∂y of shape (B, out):
+    For x of shape (..., in), W of shape (out, in), b of shape (out,) and g = ∂C/∂y:
 
     .. math::
         \frac{\partial C}{\partial x} = g W \qquad
@@ -52,56 +74,44 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        # (B, in) is the common case; other leading shapes are flattened to it and back
-        flat = x.dim() == 2
-        x2 = x if flat else x.reshape(-1, weight.shape[1])  # (B, in)
-        # addmm fuses the bias into the matrix product, as torch.nn.functional.linear does
-        y = torch.mm(x2, weight.t()) if bias is None else torch.addmm(bias, x2, weight.t())
-        return y if flat else y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
+        x2 = _batch(x)  # (B, in)
+        # addmm adds b inside the matrix product, as torch.nn.functional.linear does, so
+        # the two agree bit for bit
+        y = x2 @ weight.t() if bias is None else torch.addmm(bias, x2, weight.t())  # (B, out)
+        return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
 
     @staticmethod
     def setup_context(
         ctx: Any, inputs: tuple[Tensor, Tensor, Tensor | None], output: Tensor
     ) -> None:
         x, weight, _ = inputs
-        # dX needs W and dW needs X: save only what a requested gradient needs (the first
-        # layer's input is data, so its W is not kept); the bias gradient needs nothing
+        # ∂C/∂x needs W and ∂C/∂W needs x: keep only what a requested gradient needs (the
+        # first layer's input is data, so its W is not kept); the bias gradient needs neither
         needs_x, needs_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         ctx.save_for_forward(x, weight)
-        ctx.x_shape = x.shape
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        flat = grad_output.dim() == 2
-        g = grad_output if flat else grad_output.reshape(-1, grad_output.shape[-1])  # (B, out)
-        grad_x = grad_w = grad_b = None
-        if needs_x:
-            grad_x = torch.mm(g, weight)  # (B, in)
-            if not flat:
-                grad_x = grad_x.reshape(ctx.x_shape)  # (..., in)
-        if needs_w:
-            x2 = x if flat else x.reshape(-1, x.shape[-1])  # (B, in)
-            grad_w = torch.mm(g.t(), x2)  # (out, in)
-        if needs_b:
-            grad_b = g.sum(0)  # (out,)
-        return grad_x, grad_w, grad_b
+        return (
+            input_grad(grad_output, weight) if needs_x else None,
+            weight_grad(grad_output, x) if needs_w else None,
+            bias_grad(grad_output) if needs_b else None,
+        )
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor | None, w_t: Tensor | None, b_t: Tensor | None) -> Tensor:
-        # product rule: d(x Wᵀ + b) = dx Wᵀ + x dWᵀ + db
+        # the product rule: d(x Wᵀ + b) = dx Wᵀ + x dWᵀ + db; a missing tangent is 0
         x, weight = ctx.saved_tensors  # in jvp: what save_for_forward kept
-        out = None
+        out = torch.zeros(*x.shape[:-1], weight.shape[0], dtype=x.dtype, device=x.device)
         if x_t is not None:
-            out = LinearFunction.forward(x_t, weight, None)
+            out = out + x_t @ weight.t()
         if w_t is not None:
-            term = LinearFunction.forward(x, w_t, None)
-            out = term if out is None else out + term
+            out = out + x @ w_t.t()
         if b_t is not None:
-            out = b_t.expand(*x.shape[:-1], weight.shape[0]) if out is None else out + b_t
-        assert out is not None  # jvp is only called with at least one tangent
+            out = out + b_t
         return out
 
 
@@ -168,8 +178,8 @@ class Linear(nn.Module):
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             dl_init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias)
+    def forward(self, input: Tensor) -> Tensor:
+        return linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

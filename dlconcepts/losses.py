@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from dlconcepts._checks import invalid, one_of
-from dlconcepts._function import Function
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -39,15 +38,22 @@ def softmax(logits: Tensor) -> Tensor:
     return e / e.sum(dim=-1, keepdim=True)
 
 
-def _minus_one(like: Tensor) -> Tensor:
-    return torch.full((), -1.0, dtype=like.dtype, device=like.device)
-
-
-def _one_hot(target: Tensor, like: Tensor) -> Tensor:
+def one_hot(target: Tensor, like: Tensor) -> Tensor:
+    """Class indices (...,) as rows of 0s with a 1 at the class, shaped and typed ``like``."""
     return torch.zeros_like(like).scatter_(-1, target.unsqueeze(-1), 1)
 
 
-class CrossEntropyFunction(Function):
+def cross_entropy_derivative(logits: Tensor, target: Tensor) -> Tensor:
+    r""":math:`\partial \ell_i / \partial z_i = \operatorname{softmax}(z_i) - \operatorname{onehot}(t_i)`.
+
+    The one formula for the gradient of the per-example loss: ``CrossEntropyFunction``'s
+    backward scales it by the incoming gradient, the manual backprop by 1/B (the mean).
+    Written with differentiable ops, so the backward can itself be differentiated.
+    """
+    return softmax(logits) - one_hot(target, logits)
+
+
+class CrossEntropyFunction(torch.autograd.Function):
     r"""Softmax cross-entropy per example, with a hand-written backward.
 
     For logits z (B, C) and class indices t (B,):
@@ -60,8 +66,7 @@ class CrossEntropyFunction(Function):
 
     The log-sum-exp is computed as ``m + log Σ exp(z − m)`` with m the row maximum, so
     logits of ±1e4 give finite losses. The backward recomputes the softmax from the saved
-    logits with differentiable ops (rather than saving it as a constant), which makes the
-    backward itself differentiable (``gradgradcheck``).
+    logits rather than keeping it: one (B, C) tensor less to hold between the passes.
     """
 
     generate_vmap_rule = True
@@ -69,8 +74,8 @@ class CrossEntropyFunction(Function):
     @staticmethod
     def forward(logits: Tensor, target: Tensor) -> Tensor:
         shifted = logits - logits.amax(dim=-1, keepdim=True)  # (B, C), every entry ≤ 0
-        log_sum_exp = shifted.exp().sum(dim=-1).log_()  # (B,) the shift cancels below
-        return log_sum_exp.sub_(shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1))
+        log_sum_exp = shifted.exp().sum(dim=-1).log()  # (B,) the shift cancels below
+        return log_sum_exp - shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
@@ -79,27 +84,22 @@ class CrossEntropyFunction(Function):
         ctx.save_for_forward(logits, target)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, None]:
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
         logits, target = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
-            return None, None
-        if torch.is_grad_enabled():  # double backward: differentiable ops on the saved logits
-            return (softmax(logits) - _one_hot(target, logits)) * grad_output.unsqueeze(-1), None
-        # the same formula, in place on a temporary this backward owns (fewer passes and
-        # allocations); never in place on grad_output, which autograd may share
-        grad = (logits - logits.amax(dim=-1, keepdim=True)).exp_()
-        grad.div_(grad.sum(dim=-1, keepdim=True))  # softmax, (B, C)
-        grad.scatter_add_(-1, target.unsqueeze(-1), _minus_one(grad).expand(*target.shape, 1))
-        # out of place: under vmap (batched gradients) grad_output may be batched, grad not
-        return grad * grad_output.unsqueeze(-1), None
+        return cross_entropy_derivative(logits, target) * grad_output.unsqueeze(-1), None
 
     @staticmethod
     def jvp(ctx: Any, logits_t: Tensor, target_t: None) -> Tensor:
         logits, target = ctx.saved_tensors
-        return ((softmax(logits) - _one_hot(target, logits)) * logits_t).sum(dim=-1)
+        return (cross_entropy_derivative(logits, target) * logits_t).sum(dim=-1)
 
 
-class MSEFunction(Function):
+def mse_derivative(input: Tensor, target: Tensor) -> Tensor:
+    r""":math:`\partial (x - y)^2 / \partial x = 2 (x - y)` (and its negative for y)."""
+    return 2 * (input - target)
+
+
+class MSEFunction(torch.autograd.Function):
     r"""Squared error per element, with a hand-written backward.
 
     .. math::
@@ -123,21 +123,16 @@ class MSEFunction(Function):
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | None]:
         input, target = ctx.saved_tensors
-        grad = 2 * (input - target) * grad_output
-        return (
-            grad if ctx.needs_input_grad[0] else None,
-            -grad if ctx.needs_input_grad[1] else None,
-        )
+        grad = mse_derivative(input, target) * grad_output
+        needs_input, needs_target = ctx.needs_input_grad
+        return grad if needs_input else None, -grad if needs_target else None
 
     @staticmethod
     def jvp(ctx: Any, input_t: Tensor | None, target_t: Tensor | None) -> Tensor:
+        # d(x - y)^2 = 2 (x - y) (dx - dy); a missing tangent is 0
         input, target = ctx.saved_tensors
-        diff_t = (
-            input_t
-            if target_t is None
-            else (target_t.neg() if input_t is None else input_t - target_t)
-        )
-        return 2 * (input - target) * diff_t
+        diff_t = (0 if input_t is None else input_t) - (0 if target_t is None else target_t)
+        return mse_derivative(input, target) * diff_t
 
 
 def reduce(losses: Tensor, reduction: str) -> Tensor:

@@ -14,7 +14,6 @@ import ast
 import inspect
 import math
 from collections.abc import Callable
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -150,6 +149,8 @@ def test_modules_are_drop_ins_for_torch_modules(name: str) -> None:
     assert repr(mine) == repr(theirs) == f"{type(theirs).__name__}()"
     x = torch.randn(4, 5)
     assert_values_close(mine(x), theirs(x), x, 4, f"{name} module")
+    # called by keyword, with torch's argument name
+    assert_values_close(mine(input=x), theirs(input=x), x, 4, f"{name} module, input=")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -168,7 +169,6 @@ def test_forward_is_a_plain_static_function(name: str) -> None:
     with torch.no_grad():
         y = act.ACTIVATIONS[name].forward(x)
     assert_values_close(y, BUILTIN[name](x), x, 4, f"{name}.forward")
-    assert str(inspect.signature(act.ACTIVATIONS[name].forward)) == "(x: 'Tensor') -> 'Tensor'"
     assert_values_close(act.ACTIVATIONS[name].apply(x=x), y, x, 0, f"{name}.apply(x=...)")
 
 
@@ -315,17 +315,6 @@ def test_grad_output_is_never_written(name: str) -> None:
     (f(z) + f(z)).backward(shared)
     assert shared.tolist() == [0.5] * 6
     assert_grads_close(x.grad, expected, x.detach(), shared, f"{name} with a shared grad")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_backward_respects_needs_input_grad(name: str) -> None:
-    fn = act.ACTIVATIONS[name]
-    y = fn.forward(torch.randn(4))
-    g = torch.randn(4)
-    skip = SimpleNamespace(needs_input_grad=(False,), saved_tensors=(y,))
-    assert fn.backward(skip, g) is None
-    need = SimpleNamespace(needs_input_grad=(True,), saved_tensors=(y,))
-    assert torch.allclose(fn.backward(need, g), g * fn.derivative(y))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -494,10 +483,3 @@ def test_source_calls_no_builtin_activation() -> None:
     ]
     bad = sorted({c for c in calls if c.rstrip("_") in _FORBIDDEN})
     assert not bad, f"activations.py calls built-in activations or their kernels: {bad}"
-
-
-def test_docstring_examples_run() -> None:
-    import doctest
-
-    result = doctest.testmod(act, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result

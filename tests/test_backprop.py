@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlconcepts import activations
+from dlconcepts import activations, layers, losses
 from dlconcepts.backprop import chain_rule_paths, manual_gradients
 from dlconcepts.layers import MLP
 
@@ -53,6 +53,39 @@ def test_manual_gradients_catch_a_wrong_derivative(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(activations.TanhFunction, "derivative", staticmethod(lambda y: 1 - y))
     wrong = manual_gradients(model, x, t)["hidden1.weight"]
     assert not torch.allclose(wrong, auto, rtol=1e-6)
+
+
+def _autograd_and_manual(act: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    model = MLP((10, 8, 3), act, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x, t = torch.randn(5, 10, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1])
+    auto = torch.autograd.grad(losses.cross_entropy(model(x), t), list(model.parameters()))
+    return dict(zip([n for n, _ in model.named_parameters()], auto)), manual_gradients(model, x, t)
+
+
+@pytest.mark.parametrize(
+    "owner, name, wrong",
+    [
+        (
+            activations.SigmoidFunction,
+            "derivative",
+            staticmethod(lambda y, f=activations.SigmoidFunction.derivative: f(y) * 1.01),
+        ),
+        (layers, "weight_grad", lambda g, x, f=layers.weight_grad: f(g, x) / 2),
+        (losses, "cross_entropy_derivative", lambda z, t: losses.softmax(z)),  # no one-hot
+    ],
+    ids=["sigmoid derivative", "linear weight_grad", "cross-entropy derivative"],
+)
+def test_one_formula_serves_autograd_and_the_manual_backprop(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, wrong: object
+) -> None:
+    """Each derivative is written once: break it, and autograd's backward (through our
+    Functions) and the manual backprop go wrong *together*, still agreeing with each other."""
+    right, _ = _autograd_and_manual("sigmoid")
+    monkeypatch.setattr(owner, name, wrong)
+    auto, manual = _autograd_and_manual("sigmoid")
+    for key in right:
+        torch.testing.assert_close(manual[key], auto[key], rtol=1e-10, atol=1e-12)
+    assert any(not torch.allclose(auto[k], right[k], rtol=1e-6) for k in right)
 
 
 @pytest.mark.parametrize("x", [-2.0, 0.3, 1.5, 4.0])

@@ -12,13 +12,17 @@ from dlconcepts.layers import MLP, Linear, linear
 from dlconcepts.losses import cross_entropy
 
 
-@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5), (0, 5), (2, 0, 5)])
-def test_linear_any_leading_dims(shape: tuple[int, ...], device: torch.device) -> None:
-    x = torch.randn(shape, dtype=torch.float64, device=device, requires_grad=True)
-    w = torch.randn(4, 5, dtype=torch.float64, device=device, requires_grad=True)
-    b = torch.randn(4, dtype=torch.float64, device=device, requires_grad=True)
+@pytest.mark.parametrize("features", [(5, 4), (0, 4), (5, 0)], ids=["5->4", "0->4", "5->0"])
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3), (0,), (2, 0)])
+def test_linear_any_leading_dims(
+    batch: tuple[int, ...], features: tuple[int, int], device: torch.device
+) -> None:
+    n_in, n_out = features  # empty layers too, as torch.nn.functional.linear allows
+    x = torch.randn(*batch, n_in, dtype=torch.float64, device=device, requires_grad=True)
+    w = torch.randn(n_out, n_in, dtype=torch.float64, device=device, requires_grad=True)
+    b = torch.randn(n_out, dtype=torch.float64, device=device, requires_grad=True)
     got, expected = linear(x, w, b), F.linear(x, w, b)
-    assert got.shape == expected.shape == (*shape[:-1], 4)
+    assert got.shape == expected.shape == (*batch, n_out)
     torch.testing.assert_close(got, expected)
     g = torch.randn_like(got)
     ours = torch.autograd.grad(got, (x, w, b), g)
@@ -64,6 +68,7 @@ def test_linear_module_is_a_drop_in_for_torch_linear() -> None:
         assert torch.equal(ours.state_dict()[k], v), k  # the same default init, bit for bit
     x = torch.randn(2, 7)
     torch.testing.assert_close(ours(x), theirs(x))
+    torch.testing.assert_close(ours(input=x), theirs(input=x))  # torch's argument name
     assert Linear(3, 2, bias=False).bias is None
 
 
