@@ -1,7 +1,7 @@
 """dlconcepts: the six fundamentals of deep learning, built by hand in PyTorch and proven
 against PyTorch's own.
 
-One module per concept:
+The library, one module per concept:
 
 - ``dlconcepts.losses``       loss vs cost (per-example loss, mean cost), softmax cross-entropy
 - ``dlconcepts.layers``       Linear and the MLP with visible input, hidden and output layers
@@ -9,8 +9,10 @@ One module per concept:
 - ``dlconcepts.activations``  sigmoid, tanh and ReLU as autograd Functions
 - ``dlconcepts.init``         zero, random, Xavier and He initialization
 
-and the jobs on MNIST: ``data``, ``train``, ``compare``, ``bench``, ``study``, ``signals``,
-``symmetry``, ``plots`` (each is a ``dlconcepts`` command).
+and around them: ``data`` (MNIST as verified in-memory tensors), ``training`` (the loop,
+evaluation, checkpoints), ``proofs`` (the gradcheck registry), ``experiments`` and
+``figures`` (the initialization experiments and their pictures). The ``dlconcepts``
+commands live in ``dlconcepts.commands``, one module each.
 """
 
 from dlconcepts import activations, backprop, init, layers, losses

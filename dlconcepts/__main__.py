@@ -1,3 +1,6 @@
+"""``python -m dlconcepts COMMAND``: the same as ``dlconcepts COMMAND``."""
+
 from dlconcepts.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """``dlconcepts COMMAND [options]``: one entry point for every job.
 
-Each command lives in its own module with a ``main(argv) -> int``; the scripts in
-``scripts/`` call the same functions, so there is one implementation of each job.
+Each command is a module of ``dlconcepts.commands`` with a ``main(argv) -> int``; this
+file only picks the module and imports it when it is run, so ``dlconcepts check`` does not
+pay for importing what ``dlconcepts plot`` needs.
 """
 
 from __future__ import annotations
@@ -12,16 +13,25 @@ import sys
 # command -> (module, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": (
-        "dlconcepts.check",
+        "dlconcepts.commands.check",
         "gradcheck every hand-written piece against PyTorch and print the table",
     ),
-    "train": ("dlconcepts.train", "train an MLP on MNIST (the main job)"),
-    "compare": ("dlconcepts.compare", "train custom and built-in models side by side on MNIST"),
-    "bench": ("dlconcepts.bench", "benchmark hand-written pieces against the built-ins"),
-    "study": ("dlconcepts.study", "activation x initialization grid on MNIST"),
-    "signals": ("dlconcepts.signals", "activation and gradient statistics through a deep MLP"),
-    "symmetry": ("dlconcepts.symmetry", "why zero init fails: hidden units stay identical"),
-    "plot": ("dlconcepts.plots", "draw the pictures under docs/img (needs the 'plot' extra)"),
+    "train": ("dlconcepts.commands.train", "train an MLP on MNIST (the main job)"),
+    "compare": (
+        "dlconcepts.commands.compare",
+        "train custom and built-in models side by side on MNIST",
+    ),
+    "bench": ("dlconcepts.commands.bench", "benchmark hand-written pieces against the built-ins"),
+    "study": ("dlconcepts.commands.study", "activation x initialization grid on MNIST"),
+    "signals": (
+        "dlconcepts.commands.signals",
+        "activation and gradient statistics through a deep MLP",
+    ),
+    "symmetry": (
+        "dlconcepts.commands.symmetry",
+        "why zero init fails: hidden units stay identical",
+    ),
+    "plot": ("dlconcepts.commands.plot", "draw the pictures (needs the 'plot' extra)"),
 }
 
 

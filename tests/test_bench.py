@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from dlconcepts import bench, data
-from dlconcepts.train import TrainConfig, build_model
+from dlconcepts import data
+from dlconcepts.commands import bench
+from dlconcepts.training import TrainConfig, build_model
 
 
 def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,8 +39,11 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--only", "everything"]) == 2
-    assert "expected sections from" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--only", "memory,everything"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --only: expected comma-separated names from" in err and "'everything'" in err
 
 
 def test_custom_step_saves_no_more_than_builtin() -> None:
@@ -50,9 +53,7 @@ def test_custom_step_saves_no_more_than_builtin() -> None:
     sizes = {}
     for impl in ("custom", "torch"):
         for act in ("sigmoid", "tanh", "relu"):
-            model = build_model(
-                TrainConfig(hidden=(256, 128), impl=impl, activation=act), torch.device("cpu")
-            )
+            model = build_model(TrainConfig(hidden=(256, 128), impl=impl, activation=act))
             sizes[impl, act] = bench.saved_bytes(model, impl, x, y)
     for act in ("sigmoid", "tanh", "relu"):
         assert sizes["custom", act] <= sizes["torch", act], sizes

@@ -1,11 +1,19 @@
-"""The `dlconcepts` entry point: every command is reachable, mistakes get a clear message."""
-
-import subprocess
-import sys
+"""The `dlconcepts` entry point: every command is reachable, a bad option gets one clear line."""
 
 import pytest
+import torch
 
 from dlconcepts import cli
+
+
+def run(command_line: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``dlconcepts COMMAND_LINE`` in this process: its exit status, stdout and stderr."""
+    try:
+        code = cli.main(command_line.split())
+    except SystemExit as exit_:  # argparse's way out
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,14 +30,44 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main([name, "--help"])
-    assert exit_.value.code == 0
-    assert "--" in capsys.readouterr().out
+    code, out, _ = run(f"{name} --help", capsys)
+    assert code == 0 and "--" in out
 
 
-def test_python_dash_m() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "dlconcepts", "--help"], capture_output=True, text=True, check=True
-    )
-    assert "dlconcepts COMMAND" in out.stdout
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+
+# (command line, the bad value its error must name)
+BAD_OPTIONS = [
+    ("train --hidden 0", "'0'"),
+    ("train --hidden 800,-1", "'800,-1'"),
+    ("train --hidden abc", "'abc'"),
+    ("train --epochs 0", "'0'"),
+    ("train --activation gelu", "'gelu'"),
+    ("train --limit-train 0", "'0'"),
+    ("train --weight-decay -1", "'-1'"),
+    ("train --init-std -1", "'-1'"),
+    ("train --resume", "resume"),  # without --out
+    ("train --optimizer sgd --momentum -1", "'-1'"),
+    ("train --limit-train 70000", "70000"),  # more than the data holds
+    ("compare --activations swish", "'swish'"),
+    ("compare --epochs 0", "'0'"),
+    ("compare --limit-train 0", "'0'"),
+    pytest.param("check --device cuda", "'cuda'", marks=no_cuda),
+    pytest.param("bench --device cuda", "'cuda'", marks=no_cuda),
+]
+
+
+@pytest.mark.parametrize("command_line, bad", BAD_OPTIONS)
+def test_a_bad_option_ends_in_one_line(
+    command_line: str, bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error is the last line of stderr and names the bad value; before it there is at
+    most argparse's usage (which lists the options, not what went wrong)."""
+    code, _, err = run(command_line, capsys)
+    assert code != 0
+    *before, last = err.strip().splitlines()
+    assert "error: " in last and bad in last, err
+    if before:  # argparse's usage: "usage: ..." and its indented continuation lines
+        assert before[0].startswith("usage: "), err
+        assert all(line.startswith(" ") for line in before[1:]), err
+    assert "Traceback" not in err and "['" not in err  # nor the whole command line as a list

@@ -1,4 +1,4 @@
-"""Every hand-written gradient, proven: the one registry ``dlconcepts.check.CASES`` drives
+"""Every hand-written gradient, proven: the one registry ``dlconcepts.proofs.CASES`` drives
 float64 gradcheck (with forward AD and batched gradients), gradgradcheck, and value and
 gradient comparisons with PyTorch's built-in. A negative control shows the checks catch a
 deliberately wrong backward."""
@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dlconcepts import activations, layers, losses
-from dlconcepts.check import CASES, Case, case, check_backprop, check_case, grads, main
+from dlconcepts.commands import check
+from dlconcepts.proofs import CASES, Case, case, check_backprop, check_case, grads
 
 IDS = [c.name for c in CASES]
 
@@ -51,7 +52,7 @@ def test_matches_builtin(c: Case, dtype: torch.dtype, tol: float, device: torch.
 
 
 def test_check_command_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 0
+    assert check.main([]) == 0
     out = capsys.readouterr().out
     assert "all checks passed" in out and "FAIL" not in out
     for c in CASES:

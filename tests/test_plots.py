@@ -1,12 +1,13 @@
-"""The pictures: each is a real PNG; without matplotlib the command says how to get it."""
+"""The pictures: each is a real PNG; without matplotlib the commands say how to get it."""
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
+from command_line import assert_refused, no_cuda, run_dlconcepts
 
-from dlconcepts import plots, signals, study, train
+from dlconcepts import data, figures, training
+from dlconcepts.commands import plot, signals
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -19,82 +20,105 @@ def assert_png(path: Path) -> None:
     assert width > 300 and height > 200, (path, width, height)
 
 
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import NAME` fail
+
+
 def test_without_matplotlib_plot_prints_the_install_hint(
-    monkeypatch, tmp_path: Path, capsys
+    no_matplotlib, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    assert plots.main(["activations", "--out", str(tmp_path)]) == 1
+    assert plot.main(["activations", "--out", str(tmp_path)]) == 1
     assert 'pip install -e ".[plot]"' in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(plots.MissingExtra, match=r"pip install -e"):
-        plots.plot_activations(tmp_path / "a.png")
+    with pytest.raises(figures.MissingExtra, match=r"pip install -e"):
+        figures.plot_activations(tmp_path / "a.png")
 
 
 def test_without_matplotlib_signals_still_writes_tables(
-    monkeypatch, tmp_path: Path, capsys
+    no_matplotlib, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     assert signals.main(["--dry-run", "--activations", "relu", "--out", str(tmp_path)]) == 0
     assert "signals.png not drawn" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.json", "signals.md"]
 
 
-@pytest.fixture(scope="module")
-def results_dir(tmp_path_factory) -> Path:
-    """A tiny study and signals run, as `dlconcepts plot` reads them from docs/results."""
+def test_plot_all_dry_run_works_in_an_empty_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No study or signals saved: --dry-run trains a tiny grid and measures the signals."""
     pytest.importorskip("matplotlib")
-    folder = tmp_path_factory.mktemp("results")
-    argv = ["--dry-run", "--no-progress", "--seeds", "1,2", "--out", str(folder)]
-    assert study.main(argv) == 0
-    assert signals.main(["--dry-run", "--no-plot", "--out", str(folder)]) == 0
-    return folder
+    monkeypatch.chdir(tmp_path)
+    assert plot.main(["all", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "runs" / "plot"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(plot.FILES.values())
+    for name in plot.FILES.values():
+        assert f"wrote runs/plot/{name}" in out
+        assert_png(folder / name)
 
 
-def test_every_picture_is_a_png(results_dir: Path, tmp_path: Path) -> None:
+def test_without_study_results_one_line_names_the_command(tmp_path: Path) -> None:
+    """From any directory, as a new user runs it: the tree under test, in a fresh process."""
     pytest.importorskip("matplotlib")
-    argv = ["all", "--dry-run", "--results", str(results_dir), "--out", str(tmp_path)]
-    assert plots.main(argv) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(plots.FILES.values())
-    for name in plots.FILES.values():
-        assert_png(tmp_path / name)
+    done = run_dlconcepts("plot", "curves", cwd=tmp_path)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert "runs/study" in line and "`dlconcepts study`" in line, line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_signals_command_draws_its_picture(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    assert signals.main(["--dry-run", "--out", str(tmp_path), "--img", str(tmp_path)]) == 0
-    assert_png(tmp_path / "signals.png")
+    argv = ["--dry-run", "--activations", "relu", "--out", str(tmp_path / "out")]
+    assert signals.main([*argv, "--img", str(tmp_path / "img")]) == 0
+    assert_png(tmp_path / "img" / "signals.png")
 
 
-def test_curves_without_results_say_how_to_make_them(tmp_path: Path, capsys) -> None:
+def test_curves_show_diverged_runs(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    argv = ["curves", "--results", str(tmp_path / "none"), "--out", str(tmp_path)]
-    assert plots.main(argv) == 1
-    assert "dlconcepts study --out" in capsys.readouterr().err
 
+    def run(init: str, seed: int, accuracy: float | None) -> dict:
+        if accuracy is None:
+            return {"activation": "relu", "init": init, "seed": seed, "diverged": "cost is nan"}
+        history = [
+            {"epoch": e, "test_cost": 1 / e, "test_accuracy": accuracy * e / 2} for e in (1, 2)
+        ]
+        return {
+            "activation": "relu",
+            "init": init,
+            "seed": seed,
+            "diverged": None,
+            "history": history,
+        }
 
-def test_curves_show_diverged_runs(results_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    results = json.loads((results_dir / "results.json").read_text())
-    results["runs"][0]["diverged"], results["runs"][0]["history"] = "cost is nan", []
-    results["runs"][1]["diverged"], results["runs"][1]["history"] = "cost is nan", []
-    assert_png(plots.plot_curves(results, tmp_path / "c.png"))
+    runs = [run("he", 1, 0.9), run("he", 2, 0.92), run("random-large", 1, None)]
+    assert_png(figures.plot_curves({"runs": runs}, tmp_path / "c.png"))
 
 
 def test_worst_digits_from_a_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    run = tmp_path / "run"
-    argv = ["--dry-run", "--hidden", "32", "--no-progress", "--out", str(run)]
-    assert train.main(argv) == 0
-    model, cfg = plots.load_checkpoint_model(run)
-    assert cfg.hidden == (32,) and model.hidden1.out_features == 32
-    assert plots.main(["worst", "--checkpoint", str(run), "--out", str(tmp_path)]) == 0
+    cfg = training.TrainConfig(
+        hidden=(32,), epochs=1, max_steps=5, device="cpu", out=str(tmp_path / "run")
+    )
+    training.fit(cfg, *data.load_splits(limit_train=640, limit_test=100), log=lambda line: None)
+    assert plot.main(["worst", "--checkpoint", cfg.out, "--out", str(tmp_path)]) == 0
     assert_png(tmp_path / "worst_digits.png")
 
 
-def test_a_missing_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["pictures"], "'pictures'"),
+        (["worst", "--epochs", "0"], "'0'"),
+        (["all", "--seed", "one"], "'one'"),
+        (["worst", "--checkpoint", "nowhere"], "nowhere"),
+        pytest.param(["worst", "--device", "cuda"], "'cuda'", marks=no_cuda),
+    ],
+)
+def test_a_bad_option_is_refused_in_one_line(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("matplotlib")
-    argv = ["worst", "--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path)]
-    assert plots.main(argv) == 1
-    assert "expected a checkpoint, found none" in capsys.readouterr().err
+    assert_refused(plot.main, argv, bad, capsys)

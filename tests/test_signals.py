@@ -5,15 +5,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from command_line import assert_refused
 
-from dlconcepts import data, signals
+from dlconcepts import data, experiments
+from dlconcepts.commands import _common, signals
+from dlconcepts.layers import MLP
+from dlconcepts.losses import cross_entropy
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 
 @pytest.fixture(scope="module")
 def stats() -> dict[tuple[str, str], list[dict]]:
     batch = data.load("mnist", train=True, limit=256)
-    results = signals.run_signals(batch.images, batch.labels, depth=10, width=256)
-    return {(r["activation"], r["init"]): r["layers"] for r in results}
+    payload = experiments.measure_signals(batch, ACTIVATIONS, _common.INITS, depth=10, width=256)
+    assert payload["batch"] == 256 and payload["depth"] == 10
+    return {(r["activation"], r["init"]): r["layers"] for r in payload["results"]}
 
 
 def ratio(layers: list[dict], key: str) -> float:
@@ -53,43 +60,58 @@ def test_matched_init_is_stable(stats, act: str, scheme: str) -> None:
     assert signals.verdict(act, layers) == "stable"
 
 
-@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
-def test_zero_init_has_equal_units_and_no_gradient(stats, act: str) -> None:
-    for s in stats[act, "zero"]:
-        assert s["act_std"] == 0 and s["grad_std"] == 0 and s["grad_mean"] == 0
-    assert signals.verdict(act, stats[act, "zero"]).startswith("zero")
-
-
 def test_verdicts_name_the_failure(stats) -> None:
     assert "exploding" in signals.verdict("relu", stats["relu", "random-large"])
     assert "gradient vanishes" in signals.verdict("sigmoid", stats["sigmoid", "random-small"])
     assert "saturated" in signals.verdict("tanh", stats["tanh", "random-large"])
+    flat = {"act_std": 0.0, "grad_std": 0.0, "flat": 0.0}
+    assert signals.verdict("tanh", [flat, flat]).startswith("zero")
 
 
 def test_gradient_is_taken_at_the_pre_activation() -> None:
     # depth 1: dC/dz1 = (dC/da1) f'(z1), with dC/da1 = g W_out; check against autograd by hand
     batch = data.load("mnist", train=True, limit=32)
-    [layer] = signals.measure("tanh", "he", batch.images, batch.labels, depth=1, width=8, seed=3)
-    from dlconcepts.layers import MLP
-    from dlconcepts.losses import cross_entropy
-
-    model = MLP((784, 8, 10), "tanh", "he", generator=torch.Generator().manual_seed(3))
+    he = _common.INITS["he"]
+    [layer] = experiments.measure("tanh", he, batch.images, batch.labels, depth=1, width=8, seed=3)
+    model = MLP((784, 8, 10), "tanh", generator=torch.Generator().manual_seed(3), **he)
     z = model.hidden1(batch.images)
     z.retain_grad()
     cross_entropy(model.output(model.act1(z)), batch.labels).backward()
     assert layer.grad_std == pytest.approx(float(z.grad.std()), rel=1e-6)
 
 
-def test_dry_run_writes_tables(tmp_path: Path, capsys) -> None:
-    assert signals.main(["--dry-run", "--no-plot", "--out", str(tmp_path)]) == 0
+def test_dry_run_writes_into_runs_signals_of_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert signals.main(["--dry-run", "--no-plot", "--activations", "tanh,relu"]) == 0
     out = capsys.readouterr().out
     assert "| relu | he |" in out and "std a, L10" in out
-    payload = json.loads((tmp_path / "signals.json").read_text())
-    assert payload["batch"] == 64 and len(payload["results"]) == 15
-    assert "| tanh | xavier | 10 |" in (tmp_path / "signals.md").read_text()
+    assert "wrote runs/signals/signals.md and runs/signals/signals.json" in out
+    folder = tmp_path / "runs" / "signals"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "signals.json",
+        "signals.md",
+    ]
+    payload = json.loads((folder / "signals.json").read_text())
+    assert payload["command"] == "dlconcepts signals --dry-run --no-plot --activations tanh,relu"
+    assert payload["batch"] == experiments.SIGNALS_DRY_RUN_BATCH and len(payload["results"]) == 10
+    assert "| tanh | xavier | 10 |" in (folder / "signals.md").read_text()
 
 
-def test_dry_run_without_out_writes_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert signals.main(["--dry-run", "--activations", "relu"]) == 0
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--depth", "0"], "'0'"),
+        (["--width", "-3"], "'-3'"),
+        (["--batch", "many"], "'many'"),
+        (["--batch", "70000"], "70000"),  # more than the data holds
+        (["--activations", "swish"], "'swish'"),
+        (["--inits", "he,ones"], "'ones'"),
+        (["--seed", "x"], "'x'"),
+    ],
+)
+def test_a_bad_option_is_refused_in_one_line(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(signals.main, argv, bad, capsys)

@@ -1,16 +1,19 @@
-"""Constant init keeps the hidden units identical, exactly; He init does not."""
+"""Constant init keeps the hidden units identical, exactly; He init does not.
 
-import dataclasses
+This is the one zero-init test on MNIST; the fast one, on random data, is in test_layers.py.
+"""
 
 import pytest
 import torch
+from command_line import assert_refused, no_cuda
 
-from dlconcepts import data, symmetry
-from dlconcepts.train import TrainConfig
+from dlconcepts import data
+from dlconcepts.commands import symmetry
+from dlconcepts.training import TrainConfig
 
 CFG = TrainConfig(
     activation="sigmoid",
-    hidden=(32,),
+    hidden=(32, 16),
     batch_size=64,
     optimizer="sgd",
     lr=0.05,
@@ -20,11 +23,6 @@ CFG = TrainConfig(
 )
 
 
-@pytest.fixture(scope="module")
-def subset() -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
-    return data.load_splits(limit_train=2000, limit_test=500)
-
-
 def test_row_spread_and_distinct_rows() -> None:
     w = torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.5, 4.0]])
     assert symmetry.row_spread(w) == 2.0  # |2 - 4| in the second column
@@ -32,39 +30,48 @@ def test_row_spread_and_distinct_rows() -> None:
     assert symmetry.row_spread(w[:2]) == 0.0
 
 
-@pytest.mark.parametrize("constant", [0.0, 0.5])
-@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
-def test_constant_init_stays_symmetric(subset, act: str, constant: float) -> None:
-    cfg = dataclasses.replace(CFG, activation=act, hidden=(32, 16))
-    history = symmetry.run_symmetry(cfg, *subset, constant=constant, steps=60, every=20)
-    assert [s.step for s in history["constant"]] == [0, 20, 40, 60]
+def test_zero_init_units_stay_identical_on_mnist() -> None:
+    subset = data.load_splits(limit_train=2000, limit_test=500)
+    history = symmetry.run_symmetry(CFG, *subset, steps=40, every=20)
+    assert [s.step for s in history["constant"]] == [0, 20, 40]
     for s in history["constant"]:
         assert s.weight_spread == 0.0  # exactly, not approximately
         assert s.distinct_units == [1, 1]
         assert s.grad_spread == 0.0
+    # sigmoid(0) = 1/2: the gradients are not 0, the units all move, and together
+    assert history["constant"][-1].grad_max > 0
     for s in history["he"]:
         assert s.weight_spread > 0
         assert s.distinct_units == [32, 16]
+    assert history["constant"][-1].accuracy < history["he"][-1].accuracy
 
 
-def test_sigmoid_zero_gradients_are_nonzero_but_equal(subset) -> None:
-    history = symmetry.run_symmetry(CFG, *subset, steps=40, every=20)
-    last = history["constant"][-1]
-    assert last.grad_max > 0 and last.grad_spread == 0.0
-    assert last.accuracy < history["he"][-1].accuracy
-
-
-def test_relu_zero_gradients_are_exactly_zero(subset) -> None:
-    cfg = dataclasses.replace(CFG, activation="relu")
-    history = symmetry.run_symmetry(cfg, *subset, steps=20, every=20)
-    assert history["constant"][-1].grad_max == 0.0
-    assert history["constant"][-1].weight_spread == 0.0
-
-
-def test_dry_run_prints_table_and_explanation(capsys) -> None:
-    assert symmetry.main(["--dry-run"]) == 0
+def test_dry_run_prints_table_and_explanation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert symmetry.main(["--dry-run", "--activation", "tanh", "--constant", "0.5"]) == 0
     out = capsys.readouterr().out
-    assert "| 20 | 0 | 1 of 64 | 0 |" in out
-    assert "same gradient" in out and "not 0" in out
-    assert symmetry.main(["--dry-run", "--activation", "relu", "--constant", "0"]) == 0
-    assert "exactly 0 as well" in capsys.readouterr().out
+    assert "| step | const 0.5: Δ rows of W |" in out
+    assert "| 20 | 0 | 1 of 64 |" in out
+    assert "every weight = 0.5" in out and "same gradient" in out
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--steps", "0"], "'0'"),
+        (["--every", "-5"], "'-5'"),
+        (["--constant", "nan"], "'nan'"),
+        (["--activation", "swish"], "'swish'"),
+        (["--hidden", "64,0"], "'64,0'"),
+        (["--batch-size", "0"], "'0'"),
+        (["--lr", "0"], "'0'"),
+        (["--seed", "1.5"], "'1.5'"),
+        (["--limit-train", "0"], "'0'"),
+        (["--limit-test", "100000"], "100000"),  # more than the data holds
+        pytest.param(["--device", "cuda"], "'cuda'", marks=no_cuda),
+        (["--device", "tpu"], "'tpu'"),
+    ],
+)
+def test_a_bad_option_is_refused_in_one_line(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(symmetry.main, argv, bad, capsys)

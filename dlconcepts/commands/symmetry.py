@@ -31,25 +31,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from dlconcepts import activations, data
-from dlconcepts._checks import invalid
+from dlconcepts import activations, data, training
+from dlconcepts.commands import _common
 from dlconcepts.layers import MLP
-from dlconcepts.study import parse_ints
-from dlconcepts.train import (
-    TrainConfig,
-    build_model,
-    build_optimizer,
-    epoch_generator,
-    evaluate,
-    train_steps,
-)
 
 
 def row_spread(weight: Tensor) -> float:
@@ -82,38 +72,41 @@ class Snapshot:
     accuracy: float
 
 
-def snapshot(model: MLP, step: int, test_set: data.InMemoryDataset) -> Snapshot:
+def snapshot(
+    model: MLP, step: int, test_set: data.InMemoryDataset, cost_fn: Callable[..., Tensor]
+) -> Snapshot:
     layers = hidden_layers(model)
     grads = [layer.weight.grad for layer in layers if layer.weight.grad is not None]
-    _, preds = evaluate(model, test_set, model.impl)
+    _, predictions = training.evaluate(model, test_set, cost_fn)
     return Snapshot(
         step,
         max(row_spread(layer.weight.detach()) for layer in layers),
         [distinct_rows(layer.weight.detach()) for layer in layers],
         max((row_spread(g) for g in grads), default=0.0),
         max((float(g.abs().max()) for g in grads), default=0.0),
-        float((preds == test_set.labels.cpu()).float().mean()),
+        float((predictions == test_set.labels.cpu()).float().mean()),
     )
 
 
-def constant_model(cfg: TrainConfig, value: float) -> MLP:
+def constant_model(cfg: training.TrainConfig, value: float, device: torch.device) -> MLP:
     """``cfg``'s MLP with every weight equal to ``value`` and every bias 0."""
-    model = build_model(dataclasses.replace(cfg, init="zero"), torch.device(cfg.device))
+    model = training.build_model(dataclasses.replace(cfg, init="zero"), device)
     with torch.no_grad():
         for _, layer in model.linears():
             layer.weight.fill_(value)
     return model
 
 
-def _endless_batches(
+def endless_batches(
     train_set: data.InMemoryDataset, batch_size: int, seed: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Shuffled batches, epoch after epoch; the same ``seed`` gives the same batches."""
     for epoch in itertools.count(1):
-        yield from train_set.batches(batch_size, generator=epoch_generator(seed, epoch))
+        yield from train_set.batches(batch_size, generator=training.epoch_generator(seed, epoch))
 
 
 def run_symmetry(
-    cfg: TrainConfig,
+    cfg: training.TrainConfig,
     train_set: data.InMemoryDataset,
     test_set: data.InMemoryDataset,
     *,
@@ -124,29 +117,28 @@ def run_symmetry(
     """Train a constant-init and a He-init copy of ``cfg``'s MLP on the same batches.
 
     Returns ``{"constant": [...], "he": [...]}``, a :class:`Snapshot` at step 0 and every
-    ``every`` steps up to ``steps``.
+    ``every`` steps up to ``steps``. Raises :class:`~dlconcepts.training.TrainingDiverged`
+    when a cost becomes NaN or infinite.
     """
-    if steps < 1 or every < 1:
-        raise invalid("steps, every", (steps, every), "positive ints")
+    device = train_set.device
     models = {
-        "constant": constant_model(cfg, constant),
-        "he": build_model(dataclasses.replace(cfg, init="he"), torch.device(cfg.device)),
+        "constant": constant_model(cfg, constant, device),
+        "he": training.build_model(dataclasses.replace(cfg, init="he"), device),
     }
+    cost_fn = training.cost_fn(cfg.impl)
     history: dict[str, list[Snapshot]] = {}
     for name, model in models.items():
-        opt, sched = build_optimizer(cfg, model, steps)
-        # the same seed gives both models the same batches in the same order
-        stepper = train_steps(
-            model, _endless_batches(train_set, cfg.batch_size, cfg.seed), opt, sched, cfg.impl, 1
-        )
-        history[name] = [snapshot(model, 0, test_set)]
+        optimizer, scheduler = training.build_optimizer(cfg, model, steps)
+        batches = endless_batches(train_set, cfg.batch_size, cfg.seed)
+        history[name] = [snapshot(model, 0, test_set, cost_fn)]
         done = 0
         while done < steps:
             chunk = min(every, steps - done)
-            for _ in itertools.islice(stepper, chunk):
-                pass
+            training.train_one_epoch(
+                model, itertools.islice(batches, chunk), optimizer, scheduler, cost_fn
+            )
             done += chunk
-            history[name].append(snapshot(model, done, test_set))
+            history[name].append(snapshot(model, done, test_set, cost_fn))
     return history
 
 
@@ -189,7 +181,12 @@ def explain(activation: str, constant: float, history: dict[str, list[Snapshot]]
         "the same step; identical before a step means identical after it. The layer is one unit "
         "copied, whatever its width. He init starts the units different, and they stay different.",
     ]
-    if last.grad_max == 0:
+    if last.grad_max == 0 and constant != 0:
+        lines.append(
+            f"Here the hidden gradients are exactly 0 as well: with {init}, every hidden unit "
+            "is switched off or saturated (f′ = 0) on these images, so no gradient reaches them."
+        )
+    elif last.grad_max == 0:
         lines.append(
             f"Here the hidden gradients are exactly 0 as well: {activation}(0) = 0, so the "
             "hidden layer outputs zeros, the output weights get no gradient and stay 0, and "
@@ -206,11 +203,21 @@ def explain(activation: str, constant: float, history: dict[str, list[Snapshot]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dlconcepts symmetry",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    shared = _common.options(
+        "hidden",
+        "batch-size",
+        "lr",
+        "seed",
+        "device",
+        "data-dir",
+        "limit-train",
+        "dry-run",
+        hidden=(64,),
+        batch_size=64,
+        lr=0.05,
+        limit_train=10_000,
     )
+    p = _common.parser("symmetry", __doc__, [shared])
     p.add_argument(
         "--activation",
         choices=list(activations.ACTIVATIONS),
@@ -219,56 +226,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--constant",
-        type=float,
+        type=_common.finite_float,
         default=0.0,
         help="the value of every initial weight (0: zero init)",
     )
-    p.add_argument("--hidden", default="64", help="hidden layer sizes, comma-separated")
-    p.add_argument("--steps", type=int, default=300, help="SGD steps")
-    p.add_argument("--every", type=int, default=50, help="print a row every this many steps")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size")
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9)")
-    p.add_argument("--limit-train", type=int, default=10_000, help="first N training examples")
-    p.add_argument("--limit-test", type=int, default=2000, help="first N test examples")
-    p.add_argument("--seed", type=int, default=1, help="seed of the batches and the He weights")
-    p.add_argument("--data-dir", default=None, help="data folder")
-    p.add_argument("--dry-run", action="store_true", help="20 steps on 1000 examples (for CI)")
+    p.add_argument(
+        "--steps", type=_common.positive_int, default=300, help="SGD steps (momentum 0.9)"
+    )
+    p.add_argument(
+        "--every", type=_common.positive_int, default=50, help="print a row every this many steps"
+    )
+    p.add_argument(
+        "--limit-test", type=_common.positive_int, default=2000, help="first N test examples"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        hidden = parse_ints(args.hidden, "hidden")
-        cfg = TrainConfig(
-            activation=args.activation,
-            hidden=hidden,
-            batch_size=args.batch_size,
-            optimizer="sgd",
-            lr=args.lr,
-            schedule="constant",
-            seed=args.seed,
-            device="cpu",
-            progress=False,
-        )
-        if args.steps < 1 or args.every < 1:
-            raise invalid("--steps, --every", (args.steps, args.every), "positive ints")
-    except ValueError as e:
-        parser.error(str(e))
-    steps, every = (20, 5) if args.dry_run else (args.steps, args.every)
-    try:
-        train_set, test_set = data.load_splits(
-            data_dir=args.data_dir,
-            limit_train=1000 if args.dry_run else args.limit_train,
-            limit_test=1000 if args.dry_run else args.limit_test,
-        )
-    except (data.DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    history = run_symmetry(
-        cfg, train_set, test_set, constant=args.constant, steps=steps, every=every
+    args = build_parser().parse_args(argv)
+    cfg = training.TrainConfig(
+        activation=args.activation,
+        hidden=args.hidden,
+        batch_size=args.batch_size,
+        optimizer="sgd",
+        lr=args.lr,
+        schedule="constant",
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+        progress=False,
     )
+    steps, every = args.steps, args.every
+    if args.dry_run:  # 20 steps on 1000 examples
+        cfg = dataclasses.replace(cfg, limit_train=1000, limit_test=1000)
+        steps, every = 20, 5
+    train_set, test_set = _common.splits_for(cfg, _common.device(cfg.device))
+    try:
+        history = run_symmetry(
+            cfg, train_set, test_set, constant=args.constant, steps=steps, every=every
+        )
+    except training.TrainingDiverged as e:
+        return _common.error(f"{e}: try a smaller --constant or --lr")
     print(
         f"dlconcepts symmetry: MLP {'-'.join(map(str, cfg.sizes))}, {args.activation}, "
         f"every weight = {args.constant:g} vs He init; SGD lr {args.lr} momentum 0.9, batch "
@@ -276,11 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "Δ rows = largest difference between two hidden units' rows (over the hidden layers); "
         "∂C/∂W: the hidden weights' gradient at the last step\n"
     )
-    print(format_table(history, args.constant, hidden))
+    print(format_table(history, args.constant, cfg.hidden))
     print()
     print(explain(args.activation, args.constant, history))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,21 +1,17 @@
-"""``dlconcepts check``: every hand-written gradient proven against PyTorch, in one table.
+"""The proofs: one registry of (name, ours, PyTorch's, inputs) for every hand-written gradient.
 
-``CASES`` is the one registry of (name, ours, PyTorch's, inputs) that both this command
-and the test-suite are driven by. For each case, in float64:
+``CASES`` drives both ``dlconcepts check`` and the test-suite. For each case, in float64:
 
 - ``gradcheck``: our backward equals finite differences (also forward-mode AD and the
   batched gradient through ``vmap``),
 - ``gradgradcheck``: our backward is itself differentiable, correctly,
 - value and gradient equal the built-in's on the same random inputs.
 
-Then manual backpropagation (no autograd) against autograd on an MLP, and the
-multivariable chain rule on a two-path example.
+:func:`check_backprop` compares manual backpropagation (no autograd) with autograd on an MLP.
 """
 
 from __future__ import annotations
 
-import argparse
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dlconcepts import activations, layers, losses
-from dlconcepts.backprop import chain_rule_paths, manual_gradients
+from dlconcepts.backprop import manual_gradients
 
 Inputs = Callable[[torch.dtype, torch.device, torch.Generator], tuple[Tensor, ...]]
 
@@ -152,34 +148,3 @@ def check_backprop(device: torch.device | str = "cpu") -> Row:
         for (name, _), g in zip(model.named_parameters(), auto):
             worst = max(worst, float(((manual[name] - g).abs() / g.abs().clamp_min(1e-12)).max()))
     return Row("manual backprop (MLP, all acts)", True, True, 0.0, worst)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="dlconcepts check",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--device", default="cpu", help="device to run the checks on")
-    args = parser.parse_args(argv)
-    # gradcheck's batched-gradient check goes through torch.jit internally; its deprecation
-    # warning says nothing about our code
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-    rows = [check_case(c, args.device) for c in CASES]
-    bp = check_backprop(args.device)
-    print(
-        f"{'piece':<32} {'gradcheck':>9} {'gradgrad':>9} {'max |Δvalue|':>13} {'max |Δgrad|':>12}"
-    )
-    for r in rows:
-        print(
-            f"{r.name:<32} {'pass' if r.gradcheck else 'FAIL':>9} {'pass' if r.gradgradcheck else 'FAIL':>9}"
-            f" {r.value_diff:>13.1e} {r.grad_diff:>12.1e}"
-        )
-    print(f"{bp.name:<32} {'':>9} {'':>9} {'':>13} {bp.grad_diff:>12.1e}  (relative, vs autograd)")
-    print("\nThe multivariable chain rule (derivatives along several paths add up):")
-    print(chain_rule_paths())
-    ok = all(r.ok for r in rows) and bp.grad_diff < 1e-10
-    print(
-        f"\n{'all checks passed' if ok else 'SOME CHECKS FAILED'} (float64, device {args.device})"
-    )
-    return 0 if ok else 1

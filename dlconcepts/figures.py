@@ -1,34 +1,29 @@
-r"""``dlconcepts plot WHAT``: draw the pictures under ``docs/img`` (needs the 'plot' extra).
+r"""The pictures of the README, drawn from what the experiments measured.
 
 ========================= ==================================================================
-WHAT                      picture
+function                  picture
 ========================= ==================================================================
-``activations``           ``activations.png``: sigmoid, tanh and ReLU and their derivatives,
-                          computed by the hand-written Functions (f' through our backward)
-``curves``                ``training_curves.png``: test cost and accuracy per epoch of the
-                          ``dlconcepts study`` grid (read from its ``results.json``)
-``signals``               ``signals.png``: std of the activations and gradients per layer of
-                          a deep MLP at initialization (``dlconcepts signals``), log scale
-``worst``                 ``worst_digits.png``: the test digits with the highest loss
-``weights``               ``init_weights.png``: each initialization's weights against the
-                          density its formula says they follow
-``all``                   all of the above
+:func:`plot_activations`  sigmoid, tanh and ReLU and their derivatives, computed by the
+                          hand-written Functions (f' through our backward)
+:func:`plot_curves`       test cost and accuracy per epoch of the activation × initialization
+                          grid (:func:`dlconcepts.experiments.run_study`)
+:func:`plot_signals`      std of the activations and gradients per layer of a deep MLP at
+                          initialization (:func:`dlconcepts.experiments.measure_signals`)
+:func:`plot_worst`        the test digits with the highest loss
+:func:`plot_init_weights` each initialization's weights against the density its formula says
+                          they follow
 ========================= ==================================================================
 
 matplotlib is optional (``pip install -e ".[plot]"``) and imported only inside the drawing
-functions, so every other command works without it. Figures are drawn on the Agg canvas
-directly (no ``pyplot``): no window, no global backend switch, the same PNG on every machine.
+functions, so everything else works without it. Figures are drawn on the Agg canvas directly
+(no ``pyplot``): no window, no global backend switch, the same PNG on every machine.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import math
 import statistics
-import sys
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,30 +32,11 @@ from torch import Tensor
 
 from dlconcepts import activations, data
 from dlconcepts import init as dl_init
-from dlconcepts.layers import Linear
-from dlconcepts.study import DEFAULT_OUT, INITS
-from dlconcepts.train import (
-    CHECKPOINT,
-    CHECKPOINT_FORMAT,
-    DTYPES,
-    CheckpointError,
-    TrainConfig,
-    build_model,
-    evaluate,
-    train,
-)
+from dlconcepts.layers import MLP
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-FILES: dict[str, str] = {
-    "activations": "activations.png",
-    "curves": "training_curves.png",
-    "signals": "signals.png",
-    "worst": "worst_digits.png",
-    "weights": "init_weights.png",
-}
-DEFAULT_IMG = Path("docs/img")
 INSTALL_HINT = (
     "matplotlib is not installed; the pictures need the 'plot' extra: pip install -e \".[plot]\""
 )
@@ -78,13 +54,20 @@ class MissingExtra(RuntimeError):
     """matplotlib (the 'plot' extra) is not installed."""
 
 
-def _figure(**kwargs: Any) -> Figure:
-    """A Figure on the Agg canvas; raises :class:`MissingExtra` without matplotlib."""
+def require_matplotlib() -> None:
+    """Raise :class:`MissingExtra` unless matplotlib can be imported."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError as e:
         raise MissingExtra(INSTALL_HINT) from e
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A Figure on the Agg canvas; raises :class:`MissingExtra` without matplotlib."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(layout="constrained", **kwargs)
     FigureCanvasAgg(fig)
     return fig
@@ -268,66 +251,20 @@ def plot_worst(
     return _save(fig, path)
 
 
-def load_checkpoint_model(path: Path) -> tuple[torch.nn.Module, TrainConfig]:
-    """The model of a ``dlconcepts train --out DIR`` run (``DIR`` or ``DIR/checkpoint.pt``)."""
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: expected a checkpoint, found none; make one with dlconcepts train --out DIR"
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: expected format {CHECKPOINT_FORMAT!r}, got {found!r}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = {k: v for k, v in ckpt["config"].items() if k in fields}
-    cfg = TrainConfig(**{**config, "device": "cpu", "out": None, "resume": False})
-    model = build_model(cfg, torch.device("cpu"))
-    model.load_state_dict(ckpt["model"])
-    return model, cfg
-
-
-def worst_digits(
-    path: Path,
-    *,
-    checkpoint: Path | None = None,
-    epochs: int = 2,
-    seed: int = 1,
-    data_dir: str | None = None,
-    dry_run: bool = False,
-) -> Path:
-    """Draw ``worst_digits.png`` for a checkpoint's model, or for one trained here."""
-    if checkpoint is not None:
-        model, cfg = load_checkpoint_model(checkpoint)
-        test_set = data.load(cfg.dataset, train=False, data_dir=data_dir, dtype=DTYPES[cfg.dtype])
-        losses, preds = evaluate(model, test_set, cfg.impl)
-    else:
-        # the main job's model (784-800-10, ReLU + He, Adam), trained briefly
-        cfg = TrainConfig(
-            epochs=1 if dry_run else epochs,
-            seed=seed,
-            device="cpu",
-            data_dir=data_dir,
-            max_steps=20 if dry_run else None,
-            progress=False,
-        )
-        train_set, test_set = data.load_splits(
-            cfg.dataset, data_dir=data_dir, limit_train=2000 if dry_run else None
-        )
-        result = train(cfg, train_set=train_set, test_set=test_set)
-        assert result.test_losses is not None and result.test_predictions is not None
-        losses, preds = result.test_losses, result.test_predictions
-    return plot_worst(
-        test_set.images, test_set.labels.cpu(), preds, losses, path, dataset=cfg.dataset
-    )
-
-
 # --- init_weights.png -----------------------------------------------------------------------
 
 
-def plot_init_weights(path: Path, *, fan_in: int = 784, fan_out: int = 256, seed: int = 1) -> Path:
+def plot_init_weights(
+    path: Path,
+    inits: Mapping[str, Mapping[str, Any]],
+    *,
+    fan_in: int = 784,
+    fan_out: int = 256,
+    seed: int = 1,
+) -> Path:
     r"""Histograms of a fan_in × fan_out layer's initial weights against each formula's density.
+
+    ``inits`` maps a name to MLP keywords (``{"init": "random", "init_std": 0.01}``).
 
     * random: :math:`\mathcal{N}(0, s^2)`, density :math:`e^{-w^2/2s^2}/(s\sqrt{2\pi})`
     * xavier: :math:`\mathcal{U}(-a, a)`, :math:`a = g\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`,
@@ -335,21 +272,17 @@ def plot_init_weights(path: Path, *, fan_in: int = 784, fan_out: int = 256, seed
     * he: :math:`\mathcal{N}(0, g^2/\text{fan\_in})` (gain :math:`g = \sqrt 2` for ReLU)
     """
     # the activation each scheme is paired with in practice, for its gain
-    nonlinearity = {"xavier": "tanh", "he": "relu"}
-    fig = _figure(figsize=(3.4 * len(INITS), 3.6))
-    axes = fig.subplots(1, len(INITS))
-    for ax, (name, (scheme, std)) in zip(axes, INITS.items()):
-        layer = Linear(fan_in, fan_out)
-        act = nonlinearity.get(name, "linear")
-        dl_init.initialize(
-            layer,
-            scheme,
-            nonlinearity=act,
-            std=std if std is not None else 0.01,
-            generator=torch.Generator().manual_seed(seed),
-        )
+    paired = {"xavier": "tanh", "he": "relu"}
+    fig = _figure(figsize=(3.4 * len(inits), 3.6))
+    axes = fig.subplots(1, len(inits), squeeze=False)[0]
+    for ax, (name, options) in zip(axes, inits.items()):
+        scheme = options["init"]
+        act = paired.get(scheme, "relu")  # the gain matters to xavier and he only
+        # the output layer of a one-layer MLP: initialized exactly as the training runs are
+        gen = torch.Generator().manual_seed(seed)
+        layer = MLP((fan_in, fan_out), act, generator=gen, **options).output
         w = layer.weight.detach().flatten()
-        color = INIT_COLORS[name]
+        color = INIT_COLORS.get(name)
         gain = dl_init.calculate_gain(act)
         if scheme == "zero":
             ax.bar([0.0], [1.0], width=0.05, color=color)
@@ -364,7 +297,7 @@ def plot_init_weights(path: Path, *, fan_in: int = 784, fan_out: int = 256, seed
                 formula = f"U(−a, a), a = (5/3)·√(6/(fan_in+fan_out))\n= {a:.4f}"
                 s = a / math.sqrt(3)
             else:
-                s = std if scheme == "random" else gain / math.sqrt(fan_in)
+                s = options["init_std"] if scheme == "random" else gain / math.sqrt(fan_in)
                 grid = torch.linspace(-4 * s, 4 * s, 400)
                 pdf = torch.exp(-(grid**2) / (2 * s * s)) / (s * math.sqrt(2 * math.pi))
                 ax.plot(grid.numpy(), pdf.numpy(), "k-", lw=1.5)
@@ -375,7 +308,7 @@ def plot_init_weights(path: Path, *, fan_in: int = 784, fan_out: int = 256, seed
                 )
             formula += f"\nmeasured std {float(w.std()):.4g}, formula {s:.4g}"
             ax.set_yticks([])
-        title = name + (f" ({act})" if name in nonlinearity else "")
+        title = name + (f" ({act})" if scheme in paired else "")
         ax.set_title(f"{title}\n{formula}", fontsize=9.5)
         ax.set_xlabel("weight")
     fig.suptitle(
@@ -383,124 +316,3 @@ def plot_init_weights(path: Path, *, fan_in: int = 784, fan_out: int = 256, seed
         "their formula (black)"
     )
     return _save(fig, path)
-
-
-# --- command --------------------------------------------------------------------------------
-
-
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as e:
-        raise MissingExtra(INSTALL_HINT) from e
-
-
-def _signals_payload(results_dir: Path, data_dir: str | None, dry_run: bool) -> dict[str, Any]:
-    """The signals study's numbers: its ``signals.json`` if there is one, else measured now."""
-    saved = results_dir / "signals.json"
-    if saved.is_file():
-        return json.loads(saved.read_text())
-    from dlconcepts.signals import run_signals
-
-    batch = 64 if dry_run else 512
-    ds = data.load("mnist", train=True, data_dir=data_dir, limit=batch)
-    return {
-        "depth": 10,
-        "width": 256,
-        "batch": batch,
-        "results": run_signals(ds.images, ds.labels),
-    }
-
-
-def draw(what: str, out: Path, args: argparse.Namespace) -> Path:
-    """Draw one picture into ``out``; raises FileNotFoundError when its input is missing."""
-    path = out / FILES[what]
-    results_dir = Path(args.results)
-    if what == "activations":
-        return plot_activations(path)
-    if what == "curves":
-        saved = results_dir / "results.json"
-        if not saved.is_file():
-            raise FileNotFoundError(
-                f"{saved}: expected the study's results, found none; make them with "
-                f"`dlconcepts study --out {results_dir}` (about 2 minutes per seed on a laptop "
-                "CPU; `--dry-run --out DIR` for a quick look), or pass --results DIR"
-            )
-        return plot_curves(json.loads(saved.read_text()), path)
-    if what == "signals":
-        return plot_signals(_signals_payload(results_dir, args.data_dir, args.dry_run), path)
-    if what == "worst":
-        checkpoint = Path(args.checkpoint) if args.checkpoint else None
-        return worst_digits(
-            path,
-            checkpoint=checkpoint,
-            epochs=args.epochs,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            dry_run=args.dry_run,
-        )
-    return plot_init_weights(path, seed=args.seed)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dlconcepts plot",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("what", choices=[*FILES, "all"], help="which picture")
-    p.add_argument(
-        "--out",
-        default=argparse.SUPPRESS,
-        help=f"folder for the PNGs (default: {DEFAULT_IMG}; with --dry-run a new temporary folder)",
-    )
-    p.add_argument(
-        "--results",
-        default=str(DEFAULT_OUT),
-        help="folder with the study's results.json and the signals' signals.json",
-    )
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        help="worst: a `dlconcepts train --out DIR` folder (or its checkpoint.pt) to use "
-        "instead of training a model here",
-    )
-    p.add_argument("--epochs", type=int, default=2, help="worst: epochs of the model trained here")
-    p.add_argument("--seed", type=int, default=1, help="random seed")
-    p.add_argument("--data-dir", default=None, help="data folder")
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="worst: 20 batches of training; signals: a batch of 64 if there is no signals.json",
-    )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    try:
-        _require_matplotlib()
-    except MissingExtra as e:
-        print(f"dlconcepts plot: {e}", file=sys.stderr)
-        return 1
-    if hasattr(args, "out"):
-        out = Path(args.out)
-    elif args.dry_run:
-        out = Path(tempfile.mkdtemp(prefix="dlconcepts-plots-"))
-    else:
-        out = DEFAULT_IMG
-    failed = 0
-    for what in FILES if args.what == "all" else [args.what]:
-        try:
-            path = draw(what, out, args)
-        except (FileNotFoundError, CheckpointError, data.DataError) as e:
-            print(f"dlconcepts plot {what}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        print(f"wrote {path}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import itertools
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,17 +32,16 @@ from torch import nn
 from torch.utils import benchmark
 
 from dlconcepts import activations, data, layers, losses
-from dlconcepts.train import (
+from dlconcepts.commands import _common
+from dlconcepts.training import (
     PRESETS,
     TrainConfig,
     build_model,
     build_optimizer,
     cost_fn,
     epoch_generator,
-    resolve_device,
-    train,
-    train_steps,
-    write_json,
+    fit,
+    train_one_epoch,
 )
 
 SECTIONS = ("activations", "memory", "epoch", "pipeline", "time-to-98")
@@ -101,7 +99,8 @@ def bench_activations(device: torch.device, quick: bool) -> list[dict[str, Any]]
         g = torch.randn(shape, device=device)
         out = torch.empty_like(x)
         # large shapes take ~0.1 s a call: fewer repeats are enough for a stable median
-        budget = 0.2 if quick else (3.0 if shape[0] >= 4096 else 1.0)
+        budget = 0.05 if quick else (3.0 if shape[0] >= 4096 else 1.0)
+        rounds = 1 if quick else 5
         xd = x.detach()
         copy, expm1, tanh_fwd = time_interleaved(
             [
@@ -110,12 +109,13 @@ def bench_activations(device: torch.device, quick: bool) -> list[dict[str, Any]]
                 functools.partial(torch.tanh, xd, out=out),
             ],
             budget,
+            rounds,
         )
         copy_gbs = 2 * x.numel() * x.element_size() / copy.median / 1e9  # read + write
         for name in activations.ACTIVATIONS:
             ours_fn, theirs_fn = activations.get(name).apply, BUILTIN[name]
             ours, theirs = time_interleaved(
-                [fwd_bwd(ours_fn, x, g), fwd_bwd(theirs_fn, x, g)], 2 * budget
+                [fwd_bwd(ours_fn, x, g), fwd_bwd(theirs_fn, x, g)], 2 * budget, rounds
             )
             # forward reads x, writes y; backward reads g and y, writes the gradient
             moved = 5 * x.numel() * x.element_size()
@@ -169,8 +169,7 @@ def time_epoch(cfg: TrainConfig, train_set: data.InMemoryDataset, device: torch.
     opt, sched = build_optimizer(cfg, model, steps)
     batches = train_set.batches(cfg.batch_size, generator=epoch_generator(cfg.seed, 1))
     t0 = time.perf_counter()
-    for _ in train_steps(model, batches, opt, sched, cfg.impl, 1):
-        pass
+    train_one_epoch(model, batches, opt, sched, cost_fn(cfg.impl))
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -212,7 +211,7 @@ def bench_step_parts(
         "our cross-entropy": step(nn.Linear, nn.ReLU, losses.cross_entropy),
         "all ours": step(layers.Linear, activations.ReLU, losses.cross_entropy),
     }
-    timings = time_interleaved(list(variants.values()), 0.5 if quick else 10.0)
+    timings = time_interleaved(list(variants.values()), *((0.1, 1) if quick else (10.0, 5)))
     return dict(zip(variants, timings))
 
 
@@ -225,11 +224,9 @@ def bench_pipeline(
 
     def run(batches: Any) -> float:
         model = build_model(cfg, device)
-        opt, sched = build_optimizer(cfg, model, len(train_set))
+        opt, sched = build_optimizer(cfg, model, train_set.num_batches(cfg.batch_size))
         t0 = time.perf_counter()
-        for step, _ in enumerate(train_steps(model, batches, opt, sched, "custom", 1), start=1):
-            if limit is not None and step >= limit:
-                break
+        train_one_epoch(model, itertools.islice(batches, limit), opt, sched, cost_fn(cfg.impl))
         return time.perf_counter() - t0
 
     gen = epoch_generator(cfg.seed, 1)
@@ -244,7 +241,7 @@ def bench_time_to_98(device: torch.device, preset: str, sets: tuple) -> dict[str
         cfg = dataclasses.replace(
             TrainConfig(**PRESETS[preset]), impl=impl, device=device.type, progress=False
         )
-        result = train(cfg, train_set=sets[0], test_set=sets[1], log=lambda s: None)
+        result = fit(cfg, *sets, log=lambda s: None)
         elapsed, reached = 0.0, None
         for h in result.history:
             elapsed += h.seconds
@@ -261,19 +258,27 @@ def bench_time_to_98(device: torch.device, preset: str, sets: tuple) -> dict[str
 def report(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']}", ""]
     if "activations" in results:
+        rows = results["activations"]
+        header = "activation,shape,ours,built-in,ratio,ours GB/s,built-in GB/s,copy GB/s"
+        cells = [
+            (
+                r["activation"],
+                r["shape"],
+                r["ours"],
+                r["builtin"],
+                f"{r['ratio']:.2f}x",
+                f"{r['ours_gbs']:.1f}",
+                f"{r['builtin_gbs']:.1f}",
+                f"{r['copy_gbs']:.1f}",
+            )
+            for r in rows
+        ]
         lines += [
             "forward+backward, float32: median [min–max]; ratio = ours / built-in (lower is better)",
             "",
-            "| activation | shape | ours | built-in | ratio | ours GB/s | built-in GB/s | copy GB/s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            _common.markdown_table(header.split(","), cells, right=2),
+            "",
         ]
-        lines += [
-            f"| {r['activation']} | {r['shape']} | {r['ours']} | {r['builtin']} | {r['ratio']:.2f}x "
-            f"| {r['ours_gbs']:.1f} | {r['builtin_gbs']:.1f} | {r['copy_gbs']:.1f} |"
-            for r in results["activations"]
-        ]
-        lines.append("")
-        rows = results["activations"]
         fixed = {
             r["activation"]: r["ours"].median - r["builtin"].median
             for r in rows
@@ -340,41 +345,27 @@ def _jsonable(obj: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dlconcepts bench",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    shared = _common.options("device", "dry-run")
+    p = _common.parser("bench", __doc__, [shared])
     p.add_argument(
         "--only",
+        type=_common.name_list(SECTIONS),
         default=",".join(SECTIONS),
-        help=f"comma-separated sections from {', '.join(SECTIONS)}",
+        help="comma-separated sections",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device")
-    p.add_argument("--repeats", type=int, default=3, help="repeats of each training epoch")
+    p.add_argument(
+        "--repeats", type=_common.positive_int, default=3, help="repeats of each training epoch"
+    )
     p.add_argument(
         "--preset", default="fast", choices=list(PRESETS), help="train preset for time-to-98"
     )
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="tiny sizes and few repeats (for CI); no figures to quote",
-    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    sections = args.only.split(",")
-    for s in sections:
-        if s not in SECTIONS:
-            print(
-                f"dlconcepts bench: --only: expected sections from {', '.join(SECTIONS)}, got {s!r}",
-                file=sys.stderr,
-            )
-            return 2
-    device = resolve_device(args.device)
+    device = _common.device(args.device)
     cpu = platform.processor() or platform.machine()
     machine = (
         f"{cpu}, {torch.get_num_threads()} threads"
@@ -382,22 +373,22 @@ def main(argv: list[str] | None = None) -> int:
         else torch.cuda.get_device_name(device)
     ) + f", torch {torch.__version__}"
     results: dict[str, Any] = {"machine": machine, "preset": args.preset}
-    quick = args.dry_run
-    sets = data.load_splits(
+    quick = args.dry_run  # tiny sizes and few repeats: it runs, but gives no figures to quote
+    sets = _common.load_splits(
         device=device, limit_train=2048 if quick else None, limit_test=1000 if quick else None
     )
-    if "activations" in sections:
+    if "activations" in args.only:
         results["activations"] = bench_activations(device, quick)
-    if "memory" in sections:
+    if "memory" in args.only:
         results["memory"] = bench_memory(sets[0], device)
-    if "epoch" in sections:
+    if "epoch" in args.only:
         results["epoch"] = bench_epoch(sets[0], device, 1 if quick else args.repeats)
         results["epoch"]["step_parts"] = bench_step_parts(sets[0], device, quick)
-    if "pipeline" in sections:
+    if "pipeline" in args.only:
         results["pipeline"] = bench_pipeline(sets[0], device, 5 if quick else None)
-    if "time-to-98" in sections and not quick:
+    if "time-to-98" in args.only and not quick:
         results["time-to-98"] = bench_time_to_98(device, args.preset, sets)
     print(report(results))
     if args.json:
-        write_json(Path(args.json), _jsonable(results))
+        _common.write_json(args.json, _jsonable(results))
     return 0

@@ -1,0 +1,187 @@
+r"""``dlconcepts plot WHAT``: draw the README's pictures (needs the 'plot' extra).
+
+========================= ==================================================================
+WHAT                      picture
+========================= ==================================================================
+``activations``           ``activations.png``: sigmoid, tanh and ReLU and their derivatives,
+                          computed by the hand-written Functions (f' through our backward)
+``curves``                ``training_curves.png``: test cost and accuracy per epoch of the
+                          ``dlconcepts study`` grid (read from its ``results.json``)
+``signals``               ``signals.png``: std of the activations and gradients per layer of
+                          a deep MLP at initialization (``dlconcepts signals``), log scale
+``worst``                 ``worst_digits.png``: the test digits with the highest loss
+``weights``               ``init_weights.png``: each initialization's weights against the
+                          density its formula says they follow
+``all``                   all of the above
+========================= ==================================================================
+
+The pictures go into ``--out``, ``runs/plot`` under the current directory by default.
+``curves`` and ``signals`` draw what ``dlconcepts study`` and ``dlconcepts signals`` saved,
+looked for in the ``--results`` folders (their default outputs, ``runs/study`` and
+``runs/signals``). Signals without a ``signals.json`` are measured here (a second or two);
+a study without a ``results.json`` is trained here only with ``--dry-run`` (a tiny grid),
+since the real one takes minutes. The README's pictures are
+``dlconcepts plot all --results docs/results --out docs/img``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dlconcepts import activations, data, experiments, figures, training
+from dlconcepts.commands import _common
+
+FILES: dict[str, str] = {
+    "activations": "activations.png",
+    "curves": "training_curves.png",
+    "signals": "signals.png",
+    "worst": "worst_digits.png",
+    "weights": "init_weights.png",
+}
+# where `dlconcepts study` and `dlconcepts signals` write when given no --out
+RESULTS = [Path("runs", "study"), Path("runs", "signals")]
+
+
+def find(folders: Sequence[Path], name: str) -> Path | None:
+    """The first ``folder/name`` that is a file, if any."""
+    return next((folder / name for folder in folders if (folder / name).is_file()), None)
+
+
+def splits(cfg: training.TrainConfig) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
+    """The data ``cfg`` trains on, on its device; a :class:`~dlconcepts.data.DataError` fails
+    one picture, not the whole command."""
+    return data.load_splits(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        device=_common.device(cfg.device),
+        limit_train=cfg.limit_train,
+        limit_test=cfg.limit_test,
+    )
+
+
+def study_results(args: argparse.Namespace) -> dict[str, Any]:
+    """The study's ``results.json``; with ``--dry-run`` and none saved, a tiny grid run here."""
+    saved = find(args.results, "results.json")
+    if saved is not None:
+        return json.loads(saved.read_text())
+    if not args.dry_run:
+        folders = " or ".join(map(str, args.results))
+        raise FileNotFoundError(
+            f"expected the study's results.json in {folders}, found none; make it with "
+            "`dlconcepts study` (minutes; `dlconcepts study --dry-run` for a quick look), "
+            "or pass --results DIR"
+        )
+    print("curves: no results.json saved; training a tiny study grid here (--dry-run)")
+    cfg = dataclasses.replace(
+        experiments.STUDY,
+        **experiments.STUDY_DRY_RUN,
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+    )
+    runs = experiments.run_study(
+        cfg, tuple(activations.ACTIVATIONS), _common.INITS, [cfg.seed], *splits(cfg), progress=False
+    )
+    return {"config": training.config_dict(cfg), "runs": [dataclasses.asdict(r) for r in runs]}
+
+
+def signals_payload(args: argparse.Namespace) -> dict[str, Any]:
+    """The signals' ``signals.json``, or the same numbers measured now."""
+    saved = find(args.results, "signals.json")
+    if saved is not None:
+        return json.loads(saved.read_text())
+    print("signals: no signals.json saved; measuring them here")
+    size = experiments.SIGNALS_DRY_RUN_BATCH if args.dry_run else experiments.SIGNALS_BATCH
+    batch = data.load("mnist", train=True, data_dir=args.data_dir, limit=size)
+    return experiments.measure_signals(
+        batch, tuple(activations.ACTIVATIONS), _common.INITS, seed=args.seed
+    )
+
+
+def worst_digits(args: argparse.Namespace, path: Path) -> Path:
+    """``worst_digits.png`` for the ``--checkpoint``'s model, or for one trained here."""
+    if args.checkpoint is not None:
+        checkpoint = args.checkpoint
+        if checkpoint.is_dir():
+            checkpoint = checkpoint / training.CHECKPOINT
+        model, cfg = training.model_from_checkpoint(checkpoint)
+        test_set = data.load(
+            cfg.dataset, train=False, data_dir=args.data_dir, dtype=training.DTYPES[cfg.dtype]
+        )
+        losses, predictions = training.evaluate(model, test_set, training.cost_fn(cfg.impl))
+    else:
+        # the main job's model (784-800-10, ReLU + He, Adam), trained briefly
+        cfg = training.TrainConfig(
+            epochs=1 if args.dry_run else args.epochs,
+            seed=args.seed,
+            device=args.device,
+            data_dir=args.data_dir,
+            limit_train=2000 if args.dry_run else None,
+            limit_test=1000 if args.dry_run else None,
+            max_steps=20 if args.dry_run else None,
+            progress=False,
+        )
+        train_set, test_set = splits(cfg)
+        result = training.fit(cfg, train_set, test_set)
+        assert result.test_losses is not None and result.test_predictions is not None
+        losses, predictions = result.test_losses, result.test_predictions
+    return figures.plot_worst(
+        test_set.images, test_set.labels.cpu(), predictions, losses, path, dataset=cfg.dataset
+    )
+
+
+def draw(what: str, args: argparse.Namespace) -> Path:
+    """Draw one picture into ``args.out``; returns its path."""
+    path = args.out / FILES[what]
+    if what == "activations":
+        return figures.plot_activations(path)
+    if what == "curves":
+        return figures.plot_curves(study_results(args), path)
+    if what == "signals":
+        return figures.plot_signals(signals_payload(args), path)
+    if what == "worst":
+        return worst_digits(args, path)
+    return figures.plot_init_weights(path, _common.INITS, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    shared = _common.options("epochs", "seed", "device", "data-dir", "dry-run", epochs=2, seed=1)
+    p = _common.parser("plot", __doc__, [shared, _common.out_option("plot", "the PNGs")])
+    p.add_argument("what", choices=[*FILES, "all"], help="which picture")
+    p.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        default=RESULTS,
+        help="folders to look in for the study's results.json and the signals' signals.json",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="worst: a `dlconcepts train --out DIR` folder (or its checkpoint.pt) to use "
+        "instead of training a model here for --epochs",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        figures.require_matplotlib()
+    except figures.MissingExtra as e:
+        return _common.error(e)
+    failed = 0
+    for what in FILES if args.what == "all" else [args.what]:
+        try:
+            path = draw(what, args)
+        except (FileNotFoundError, training.CheckpointError, data.DataError) as e:
+            failed += _common.error(f"plot {what}: {e}")
+        else:
+            print(f"wrote {path}")
+    return 1 if failed else 0

@@ -1,0 +1,490 @@
+"""Training: the loop, evaluation, and the checkpoints that make a run resumable.
+
+The loop is the one every PyTorch example has (pytorch/examples' ``mnist/main.py``)::
+
+    for x, y in batches:
+        cost = cost_fn(model(x), y)      # forward: the mean of the per-example losses
+        optimizer.zero_grad()
+        cost.backward()                  # backpropagation through our hand-written backwards
+        optimizer.step()
+
+:func:`train_one_epoch` is exactly that, plus the check that a NaN cost is never applied.
+:func:`fit` wraps it: one :class:`TrainConfig` in, the model, per-epoch statistics and the
+per-example test losses out; resume, checkpoints, ``metrics.json`` and progress sit around
+the loop, not inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dlconcepts import activations, data, init
+from dlconcepts._checks import invalid, one_of
+from dlconcepts.layers import IMPLS, MLP
+from dlconcepts.losses import cross_entropy
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+CHECKPOINT_FORMAT = "dlconcepts-checkpoint-1"
+# settings that only say where or how fast to run: they may differ on --resume
+RUNTIME_FIELDS = ("device", "data_dir", "download", "out", "resume", "progress", "compile")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (the defaults are the main job)."""
+
+    dataset: str = "mnist"
+    activation: str = "relu"
+    init: str = "he"
+    init_std: float = 0.01  # the std of init="random"
+    impl: str = "custom"
+    hidden: tuple[int, ...] = (800,)
+    epochs: int = 6
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0  # decoupled (AdamW-style for adam), pulls weights towards 0
+    schedule: str = "cosine"  # learning rate: "cosine" decays to 0 over the run, "constant"
+    seed: int = 1
+    device: str = "auto"
+    dtype: str = "float32"
+    data_dir: str | None = None
+    download: bool = False  # fetch the data with torchvision where it is missing (needs a network)
+    out: str | None = None
+    resume: bool = False
+    limit_train: int | None = None
+    limit_test: int | None = None
+    max_steps: int | None = None  # stop each epoch after this many batches (--dry-run)
+    progress: bool = True
+    compile: bool = False  # torch.compile the model for the training steps (see the README)
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)
+        for name, choices in (
+            ("dataset", data.DATASETS),
+            ("activation", tuple(activations.ACTIVATIONS)),
+            ("init", init.SCHEMES),
+            ("impl", IMPLS),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("device", DEVICES),
+            ("dtype", tuple(DTYPES)),
+        ):
+            if getattr(self, name) not in choices:
+                raise one_of(name, getattr(self, name), choices)
+        if not self.hidden or any(_not_positive_int(h) for h in self.hidden):
+            raise invalid("hidden", self.hidden, "one or more positive layer sizes")
+        for name in ("epochs", "batch_size", "limit_train", "limit_test", "max_steps"):
+            value = getattr(self, name)
+            if (value is not None or name in ("epochs", "batch_size")) and _not_positive_int(value):
+                raise invalid(name, value, "a positive int")
+        for name, value, positive in (
+            ("lr", self.lr, True),
+            ("init_std", self.init_std, True),
+            ("momentum", self.momentum, False),
+            ("weight_decay", self.weight_decay, False),
+        ):
+            if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                raise invalid(name, value, f"a {'positive' if positive else 'non-negative'} number")
+        if self.resume and self.out is None:
+            raise invalid("resume", True, "an out folder holding the checkpoint to resume from")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (data.NUM_FEATURES, *self.hidden, data.NUM_CLASSES)
+
+
+def _not_positive_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 1
+
+
+# Tuned recipes (plain MLPs: no convolution, no data augmentation); figures in the README.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # the quickest way to 98% test accuracy here: one wide layer, bigger batches, higher lr
+    "fast": {"hidden": (800,), "batch_size": 256, "lr": 2e-3, "epochs": 4},
+    # beats the best plain MLPs of LeCun's MNIST table (1.53% error): two wide layers,
+    # decoupled weight decay, cosine decay to 0
+    "best": {"hidden": (800, 800), "epochs": 15, "weight_decay": 0.05},
+}
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_cost: float
+    test_cost: float
+    test_accuracy: float
+    seconds: float  # training time of this epoch (evaluation not included)
+
+
+@dataclass
+class Result:
+    config: TrainConfig
+    model: MLP
+    history: list[EpochStats] = field(default_factory=list)
+    test_losses: Tensor | None = None  # per-example losses on the test set, after training
+    test_predictions: Tensor | None = None
+    test_labels: Tensor | None = None
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1].test_accuracy if self.history else float("nan")
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(h.seconds for h in self.history)
+
+
+class TrainingDiverged(RuntimeError):
+    """The cost became NaN or inf; the update that would have applied it was not made."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or from a different configuration."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA where there is one, else the CPU; ``"cuda"`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise invalid(
+            "device", name, "'cpu' or 'auto' on this machine: no CUDA device is available"
+        )
+    if name not in DEVICES:
+        raise one_of("device", name, DEVICES)
+    return torch.device(name)
+
+
+def cost_fn(impl: str) -> Callable[..., Tensor]:
+    """The hand-written cross-entropy for custom models, PyTorch's for built-in ones."""
+    return cross_entropy if impl == "custom" else F.cross_entropy
+
+
+def build_model(cfg: TrainConfig, device: torch.device | str = "cpu") -> MLP:
+    """The MLP ``cfg`` describes, initialized from ``cfg.seed`` alone."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = MLP(
+        cfg.sizes,
+        cfg.activation,
+        cfg.init,
+        cfg.impl,
+        init_std=cfg.init_std,
+        generator=gen,
+        dtype=DTYPES[cfg.dtype],
+    )
+    return model.to(device)
+
+
+def build_optimizer(
+    cfg: TrainConfig, model: nn.Module, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimizer and the per-step learning-rate schedule over ``steps`` steps."""
+    opt: torch.optim.Optimizer
+    if cfg.optimizer == "adam":
+        opt = (
+            torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            if cfg.weight_decay
+            else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        )
+    else:
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return opt, sched
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """Each epoch's shuffle depends only on (seed, epoch): a resumed run sees the same batches."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def train_one_epoch(
+    model: Callable[[Tensor], Tensor],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    cost_fn: Callable[[Tensor, Tensor], Tensor],
+) -> float:
+    """One pass of gradient descent over ``batches``; returns the mean training cost.
+
+    Raises :class:`TrainingDiverged` *before* a NaN or infinite cost reaches the weights.
+    """
+    total, steps = 0.0, 0
+    for step, (x, y) in enumerate(batches, start=1):
+        cost = cost_fn(model(x), y)  # the mean loss of this batch
+        value = cost.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"cost is {value} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        cost.backward()  # every parameter's .grad = ∂cost/∂parameter
+        optimizer.step()
+        scheduler.step()
+        total, steps = total + value, steps + 1
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: Callable[[Tensor], Tensor],
+    dataset: data.InMemoryDataset,
+    cost_fn: Callable[..., Tensor],
+    chunk: int = 10_000,
+) -> tuple[Tensor, Tensor]:
+    """Per-example losses (float32, CPU) and predicted classes over a whole dataset."""
+    losses, predictions = [], []
+    for start in range(0, len(dataset), chunk):
+        logits = model(dataset.images[start : start + chunk])
+        labels = dataset.labels[start : start + chunk]
+        losses.append(cost_fn(logits, labels, reduction="none"))
+        predictions.append(logits.argmax(dim=1))
+    return torch.cat(losses).float().cpu(), torch.cat(predictions).cpu()
+
+
+# --- checkpoints and JSON, written atomically ------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write atomically: a temp file in the same folder, fsync, then rename over the old one.
+
+    An interrupt at any moment leaves either the previous file or the new one, never a
+    half-written file (and no temp file behind).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON, written atomically."""
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    d["hidden"] = list(cfg.hidden)
+    return d
+
+
+def save_checkpoint(
+    path: Path,
+    cfg: TrainConfig,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    history: list[EpochStats],
+) -> None:
+    """Everything a resumed run needs, loadable with ``torch.load(weights_only=True)``."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": config_dict(cfg),
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": [dataclasses.asdict(h) for h in history],
+    }
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A dlconcepts checkpoint as a dict; :class:`CheckpointError` for anything else."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: expected a dlconcepts checkpoint, found no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for damaged files
+        first_line = (str(e).splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"{path}: expected a dlconcepts checkpoint readable by torch.load(weights_only=True), "
+            f"got an unreadable file ({type(e).__name__}: {first_line}); "
+            "delete it to start over, or restore it from a backup"
+        ) from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: expected format {CHECKPOINT_FORMAT!r}, got {found!r}")
+    return ckpt
+
+
+def load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """:func:`read_checkpoint`, then check it was written by a run of the same ``cfg``."""
+    ckpt = read_checkpoint(path)
+    want = config_dict(cfg)
+    for key, value in ckpt["config"].items():
+        if key not in RUNTIME_FIELDS and want.get(key) != value:
+            raise CheckpointError(
+                f"{path}: checkpoint was trained with {key}={value!r}, but this run asks for "
+                f"{key}={want.get(key)!r}; resume with the same options or use another --out"
+            )
+    return ckpt
+
+
+def model_from_checkpoint(path: Path) -> tuple[MLP, TrainConfig]:
+    """The trained model a checkpoint holds (on the CPU) and the config that made it."""
+    ckpt = read_checkpoint(path)
+    try:
+        cfg = TrainConfig(**{**ckpt["config"], "hidden": tuple(ckpt["config"]["hidden"])})
+        model = build_model(cfg)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path}: expected a model checkpoint of this dlconcepts version, got one that does "
+            f"not fit ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from e
+    return model, cfg
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+
+def fit(
+    cfg: TrainConfig,
+    train_set: data.InMemoryDataset,
+    test_set: data.InMemoryDataset,
+    *,
+    log: Callable[[str], None] = print,
+    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+) -> Result:
+    """Train the model ``cfg`` describes on ``train_set``, evaluating on ``test_set``.
+
+    After every epoch it logs one line and, with ``cfg.out``, writes the checkpoint and
+    ``metrics.json`` (atomically); ``cfg.resume`` continues from that checkpoint to exactly
+    the result of an uninterrupted run. ``progress(batches, total, description)`` may wrap
+    each epoch's batches (a progress bar).
+    """
+    device = train_set.device
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, device)
+    steps_per_epoch = train_set.num_batches(cfg.batch_size)
+    if cfg.max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
+    opt, sched = build_optimizer(cfg, model, cfg.epochs * steps_per_epoch)
+    result = Result(cfg, model, test_labels=test_set.labels.cpu())
+    out = Path(cfg.out) if cfg.out else None
+    start_epoch = 1
+    if cfg.resume:
+        assert out is not None  # TrainConfig insists
+        ckpt = load_checkpoint(out / CHECKPOINT, cfg)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        result.history = [EpochStats(**h) for h in ckpt["history"]]
+        start_epoch = ckpt["epoch"] + 1
+        log(f"resumed from {out / CHECKPOINT} after epoch {ckpt['epoch']}")
+
+    # compiled or not, the stepper shares its parameters with ``model``
+    stepper: Any = torch.compile(model) if cfg.compile else model
+    loss = cost_fn(cfg.impl)
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        shuffled = train_set.batches(
+            cfg.batch_size, shuffle=True, generator=epoch_generator(cfg.seed, epoch)
+        )
+        batches: Iterable[tuple[Tensor, Tensor]] = itertools.islice(shuffled, steps_per_epoch)
+        if progress is not None:
+            batches = progress(batches, steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
+        t0 = time.perf_counter()
+        try:
+            train_cost = train_one_epoch(stepper, batches, opt, sched, loss)
+        except TrainingDiverged as e:
+            raise TrainingDiverged(
+                f"{e} of epoch {epoch}: training stopped before the update. Try a smaller "
+                "--lr or another --init (e.g. xavier/he); the last checkpoint is kept."
+            ) from None
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        losses, predictions = evaluate(model, test_set, loss)
+        accuracy = float((predictions == result.test_labels).float().mean())
+        stats = EpochStats(epoch, train_cost, float(losses.mean()), accuracy, seconds)
+        result.history.append(stats)
+        result.test_losses, result.test_predictions = losses, predictions
+        if out is not None:
+            save_checkpoint(out / CHECKPOINT, cfg, epoch, model, opt, sched, result.history)
+            write_json(out / METRICS, metrics(result, device))
+        log(
+            f"epoch {epoch}/{cfg.epochs}  train cost {train_cost:.4f}  test cost {stats.test_cost:.4f}"
+            f"  test accuracy {100 * accuracy:.2f}%  {seconds:.1f} s"
+        )
+
+    if result.test_losses is None:  # resumed a finished run: evaluate once for the summary
+        result.test_losses, result.test_predictions = evaluate(model, test_set, loss)
+        if out is not None:
+            write_json(out / METRICS, metrics(result, device))
+    return result
+
+
+def loss_summary(result: Result, worst: int = 5) -> dict[str, Any]:
+    """The per-example losses behind the cost: mean (= the cost), median, the worst ones."""
+    losses, labels, predictions = result.test_losses, result.test_labels, result.test_predictions
+    assert losses is not None and labels is not None and predictions is not None
+    top = losses.topk(min(worst, len(losses)))
+    return {
+        "cost (mean loss)": float(losses.mean()),
+        "median loss": float(losses.median()),
+        "worst losses": [
+            {
+                "index": int(i),
+                "loss": float(v),
+                "label": int(labels[i]),
+                "predicted": int(predictions[i]),
+            }
+            for v, i in zip(top.values, top.indices)
+        ],
+        "fraction of cost from worst 1%": float(
+            losses.sort(descending=True).values[: max(1, len(losses) // 100)].sum() / losses.sum()
+        ),
+    }
+
+
+def metrics(result: Result, device: torch.device) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the config, every epoch, the loss summary, the machine."""
+    return {
+        "config": config_dict(result.config),
+        "epochs": [dataclasses.asdict(h) for h in result.history],
+        "test_accuracy": result.test_accuracy,
+        "train_seconds": result.train_seconds,
+        "test_loss_vs_cost": loss_summary(result),
+        "torch_version": torch.__version__,
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,196 @@
+"""The code is the lesson: plain autograd Functions, short backwards, no private torch API,
+and a package whose library never reaches into its commands.
+
+These read the source, so they fail the day someone hides a formula behind a trick."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlconcepts import activations, backprop, init, layers, losses
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dlconcepts"
+CONCEPTS = [activations, init, layers, losses, backprop]
+
+
+def functions_of(module: object) -> list[type[torch.autograd.Function]]:
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, torch.autograd.Function)
+        and obj.__module__ == module.__name__  # type: ignore[attr-defined]
+        and not obj.__name__.startswith("_")
+    ]
+
+
+FUNCTIONS = [f for m in (activations, layers, losses) for f in functions_of(m)]
+
+
+def test_every_concept_function_is_found() -> None:
+    names = {f.__name__ for f in FUNCTIONS}
+    assert {"SigmoidFunction", "TanhFunction", "ReLUFunction", "LinearFunction"} <= names
+    assert {"CrossEntropyFunction", "MSEFunction"} <= names
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.__name__)
+def test_plain_autograd_function_with_its_own_backward_node(fn: type) -> None:
+    # nothing between the class and torch.autograd.Function replaces apply
+    between = fn.__mro__[: fn.__mro__.index(torch.autograd.Function)]
+    assert not [c.__name__ for c in between if "apply" in vars(c)]
+    assert fn.__mro__.count(torch.autograd.Function) == 1
+    # the separate forward / setup_context form that torch.func needs
+    assert "ctx" not in inspect.signature(fn.forward).parameters
+    assert any("setup_context" in vars(c) for c in between)
+
+
+def _inputs(fn: type) -> tuple[torch.Tensor, ...]:
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    if fn is layers.LinearFunction:
+        return x, torch.randn(2, 4, dtype=torch.float64, requires_grad=True), None
+    if fn is losses.CrossEntropyFunction:
+        return x, torch.tensor([0, 3, 1])
+    if fn is losses.MSEFunction:
+        return x, torch.randn(3, 4, dtype=torch.float64)
+    return (x,)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.__name__)
+def test_grad_fn_is_named_after_the_class_the_reader_called(fn: type) -> None:
+    y = fn.apply(*_inputs(fn))
+    assert type(y.grad_fn).__name__ == f"{fn.__name__}Backward"
+
+
+def _statements(fn: object) -> list[ast.stmt]:
+    source = inspect.getsource(fn)  # type: ignore[arg-type]
+    (node,) = ast.parse(inspect.cleandoc("\n" + source)).body
+    assert isinstance(node, ast.FunctionDef)
+    return node.body
+
+
+@pytest.mark.parametrize("fn", activations.ACTIVATIONS.values(), ids=list(activations.ACTIVATIONS))
+def test_activation_backward_is_short_and_has_no_branches(fn: type) -> None:
+    body = _statements(fn.backward)
+    assert len(body) <= 4, ast.unparse(body)
+    branches = (ast.If, ast.IfExp, ast.Try, ast.For, ast.While, ast.Match, ast.BoolOp)
+    found = [ast.unparse(n) for s in body for n in ast.walk(s) if isinstance(n, branches)]
+    assert not found, found
+    # backward and jvp take the derivative from the one formula
+    for method in (fn.backward, fn.jvp):
+        assert "derivative(" in inspect.getsource(method)
+
+
+def private_torch_names(source: str) -> list[str]:
+    """``torch._x`` attributes and ``from torch._x import`` modules used in ``source``."""
+    tree = ast.parse(source)
+    attributes = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and ast.unparse(node).startswith("torch.")
+    ]
+    modules = [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("torch._")
+    ]
+    return sorted(attributes + modules)
+
+
+@pytest.mark.parametrize("module", CONCEPTS, ids=lambda m: m.__name__)
+def test_no_private_torch_api_in_the_concept_modules(module: object) -> None:
+    assert private_torch_names(inspect.getsource(module)) == []  # type: ignore[arg-type]
+
+
+def test_the_private_api_scan_sees_a_private_call() -> None:  # negative control
+    source = "import torch\nfrom torch._dynamo import explain\ntorch._C._are_functorch_transforms_active()\n"
+    assert private_torch_names(source) == [
+        "torch._C",
+        "torch._C._are_functorch_transforms_active",
+        "torch._dynamo",
+    ]
+
+
+# --- the layout: the library apart from the commands ----------------------------------------
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Every module of the package -> the package modules it imports (anywhere in it)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                # "from dlconcepts import data" imports the module dlconcepts.data
+                found |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def is_command(name: str) -> bool:
+    return name.startswith("dlconcepts.commands.") and not name.endswith("._common")
+
+
+def test_the_library_never_imports_a_command() -> None:
+    graph = package_imports()
+    bad = {
+        m: sorted(i for i in imports if i.startswith("dlconcepts.commands"))
+        for m, imports in graph.items()
+        if not m.startswith("dlconcepts.commands") and m != "dlconcepts.cli"
+    }
+    assert not {m: i for m, i in bad.items() if i}
+
+
+def test_a_command_never_imports_another_command() -> None:
+    graph = package_imports()
+    bad = {m: sorted(filter(is_command, imports)) for m, imports in graph.items() if is_command(m)}
+    assert not {m: i for m, i in bad.items() if i}
+    commands = [m for m in graph if is_command(m)]
+    expected = {"train", "check", "compare", "bench", "study", "signals", "symmetry", "plot"}
+    assert {m.rsplit(".", 1)[1] for m in commands} >= expected
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """The first import cycle found by a depth-first walk, as a path back to its start."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        for nxt in sorted(graph.get(node, ())):
+            # importing dlconcepts.x runs the packages' __init__ first: not an edge that matters
+            if nxt not in ("dlconcepts", "dlconcepts.commands"):
+                cycle = visit(nxt, [*path, node])
+                if cycle:
+                    return cycle
+        done.add(node)
+        return None
+
+    return next((c for c in (visit(n, []) for n in sorted(graph)) if c), None)
+
+
+def test_no_import_cycles() -> None:
+    assert find_cycle(package_imports()) is None
+
+
+def test_the_cycle_search_finds_a_cycle() -> None:  # negative control
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
