@@ -2,15 +2,14 @@
 
 The pipeline has three steps, each done once:
 
-1. :func:`verify` proves the four raw files of a dataset are the real ones. A ``.gz`` is
-   accepted if its SHA-256 is one we ship (the recompressed MNIST copy in ``data/MNIST/raw/``)
-   or if its MD5 is the one torchvision checks after its own download (the original files).
-   It is then extracted with torchvision's own ``extract_archive``, and the extracted file is
-   checked for its known size. Anything wrong raises :class:`DataError` with the path, what was
-   expected, what was found and how to fix it.
+1. :func:`verify` proves the four raw files of a dataset are the real ones, by content: each
+   extracted IDX file must have the SHA-256, header and size we know for it, whatever gzip (if
+   any) carried it. A missing or different one is extracted again from its ``.gz``, whose
+   decompressed bytes are proven the same way before they replace it; without a ``.gz`` it is
+   refused. Anything wrong raises :class:`DataError` with the path, the expected and found
+   sums and how to fix it. Nothing unverified reaches step 2.
 2. :func:`load` reads the files through torchvision's own dataset class (no hand-written IDX
-   parser), checks shapes, counts and label range (torchvision accepts wrong ones), normalizes,
-   flattens to ``(N, 784)`` and moves everything to the device in one copy.
+   parser), normalizes, flattens to ``(N, 784)`` and moves everything to the device in one copy.
 3. :meth:`InMemoryDataset.batches` slices shuffled batches straight out of those tensors. There
    is no per-sample PIL transform and no ``DataLoader`` in the training path: on MNIST that
    conventional pipeline (kept as :func:`torchvision_loader` for the benchmark) spends far more
@@ -22,15 +21,19 @@ data do not pay for importing it.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import itertools
 import math
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 from torch import Tensor
@@ -72,39 +75,89 @@ MEAN_STD: dict[str, tuple[float, float]] = {
 # Name of torchvision's dataset class, which is also the folder under the data directory.
 _CLASS_NAMES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
-# SHA-256 of the .gz files we ship. They were recompressed, so torchvision's MD5 (of the
-# original downloads) does not match them; this table is what proves them instead. Fashion-MNIST
-# is not shipped: the only sum we know for it is torchvision's MD5.
-_SHA256: dict[str, dict[str, str]] = {
-    "mnist": {
-        name: sha
-        for sha, name in map(
-            str.split,
-            """
-0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971  train-images-idx3-ubyte.gz
-1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203  train-labels-idx1-ubyte.gz
-1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be  t10k-images-idx3-ubyte.gz
-b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b  t10k-labels-idx1-ubyte.gz
-""".strip().splitlines(),
-        )
-    },
-    "fashion-mnist": {},
+
+def _sums(table: str) -> dict[str, str]:
+    """``{file name: sha256}`` from lines in sha256sum's format, as data/README.md lists them."""
+    return {name: sha for sha, name in map(str.split, table.strip().splitlines())}
+
+
+# SHA-256 of each file's decompressed IDX bytes: what torchvision reads, whichever gzip (if any)
+# carried it. The MNIST sums are those of the original files, which the shipped .gz decompress
+# to; the Fashion-MNIST sums were taken from Debian's dataset-fashion-mnist package, whose .gz
+# (recompressed too) decompress to the publisher's files. data/README.md lists them.
+_CONTENT_SHA256: dict[str, dict[str, str]] = {
+    "mnist": _sums("""
+ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db  train-images-idx3-ubyte
+65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5  train-labels-idx1-ubyte
+0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7  t10k-images-idx3-ubyte
+ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2  t10k-labels-idx1-ubyte
+"""),
+    "fashion-mnist": _sums("""
+c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888  train-images-idx3-ubyte
+bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9  train-labels-idx1-ubyte
+5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b  t10k-images-idx3-ubyte
+0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34  t10k-labels-idx1-ubyte
+"""),
 }
 
 # Number of examples per split; MNIST and Fashion-MNIST have the same layout.
 _COUNTS = {"train": 60_000, "t10k": 10_000}
 
-# Exact size of each extracted IDX file: a 16-byte header (magic, count, rows, cols) plus one
-# byte per pixel for images, an 8-byte header (magic, count) plus one byte per label for labels.
-# A size check catches a truncated or half-written extraction without re-reading the file.
-_SIZES: dict[str, int] = {}
-for _split, _n in _COUNTS.items():
-    _SIZES[f"{_split}-images-idx3-ubyte"] = 16 + _n * NUM_FEATURES
-    _SIZES[f"{_split}-labels-idx1-ubyte"] = 8 + _n
+# IDX magic numbers: 0x08 (unsigned bytes) then the number of dimensions.
+_IMAGES_MAGIC, _LABELS_MAGIC = 0x0803, 0x0801
+_HEADER_BYTES = 16  # the longest header here: magic, count, rows, cols as big-endian uint32
 
 
 class DataError(RuntimeError):
-    """A dataset file is missing, corrupt or the wrong size, or the loaded data is malformed."""
+    """A dataset file is missing or is not the real one (checked by content)."""
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What identifies an IDX file: the SHA-256 of its bytes, its header and its size."""
+
+    sha256: str
+    header: tuple[int, ...]  # the magic number, then the size of each dimension
+    size: int
+
+    def __str__(self) -> str:
+        if self.header:
+            magic, *dims = self.header
+            header = f"IDX magic {magic:#06x}, {'x'.join(map(str, dims))}"
+        else:
+            header = "no IDX header"
+        return f"sha256 {self.sha256} ({header}, {self.size} bytes)"
+
+
+def _expected(dataset: str, name: str) -> _Content:
+    """The content of the raw file ``name`` (e.g. ``train-images-idx3-ubyte``) of ``dataset``."""
+    split, kind = name.split("-")[:2]
+    n = _COUNTS[split]
+    header = (_IMAGES_MAGIC, n, IMAGE_SIDE, IMAGE_SIDE) if kind == "images" else (_LABELS_MAGIC, n)
+    size = 4 * len(header) + math.prod(header[1:])  # uint32 header fields, then one byte each
+    return _Content(_CONTENT_SHA256[dataset][name], header, size)
+
+
+def _idx_header(head: bytes) -> tuple[int, ...]:
+    """The magic number and as many dimension sizes as ``head`` holds; () if it is too short."""
+    if len(head) < 4:
+        return ()
+    ndim = min(head[3], (len(head) - 4) // 4)  # the magic's last byte counts the dimensions
+    return struct.unpack_from(f">{1 + ndim}I", head)
+
+
+def _content(src: BinaryIO, copy_to: BinaryIO | None = None) -> _Content:
+    """Hash ``src`` to its end and read its IDX header, copying every byte to ``copy_to``."""
+    sha256, size = hashlib.sha256(), 0
+    buffer = memoryview(bytearray(1 << 20))  # reused: no new bytes object per chunk
+    chunk = head = src.read(_HEADER_BYTES)
+    while chunk:
+        sha256.update(chunk)
+        size += len(chunk)
+        if copy_to is not None:
+            copy_to.write(chunk)
+        chunk = buffer[: src.readinto(buffer)]
+    return _Content(sha256.hexdigest(), _idx_header(head), size)
 
 
 def _error(path: Path | str, found: object, expected: str, fix: str) -> DataError:
@@ -150,49 +203,6 @@ def raw_folder(dataset: str = "mnist", data_dir: str | os.PathLike[str] | None =
     return _root(data_dir) / _CLASS_NAMES[_check_dataset(dataset)] / "raw"
 
 
-def _hashes(path: Path) -> tuple[str, str]:
-    """SHA-256 and MD5 of a file in one read (about 30 ms for all four MNIST files)."""
-    sha256 = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False)  # torchvision's checksum, not used for security
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            sha256.update(chunk)
-            md5.update(chunk)
-    return sha256.hexdigest(), md5.hexdigest()
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
-
-
-def _extract(gz: Path, target: Path) -> None:
-    """Extract ``gz`` to ``target`` with torchvision's ``extract_archive``, atomically.
-
-    torchvision writes straight to the final name, so an interrupted run (or two test processes
-    extracting at once) could leave a half-written file. Extracting into a private temporary
-    folder and renaming makes the final file appear complete or not at all.
-    """
-    from torchvision.datasets.utils import extract_archive
-
-    fix = f"make {gz.parent} writable, or set DLCONCEPTS_DATA or pass --data-dir to a writable copy"
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=gz.parent))
-    except OSError as e:
-        raise _error(gz.parent, str(e), "a writable folder to extract into", fix) from e
-    try:
-        extract_archive(gz, tmp)
-        os.replace(tmp / target.name, target)
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
-        raise _error(
-            gz, f"{type(e).__name__}: {e}", f"a gzip file that extracts to {target.name}", fix
-        ) from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _fix_missing(dataset: str, raw: Path, *, offer_download: bool = True) -> str:
     """How to get the raw files in place, for a message about a missing or bad one."""
     elsewhere = (
@@ -204,56 +214,105 @@ def _fix_missing(dataset: str, raw: Path, *, offer_download: bool = True) -> str
             f"folder into {raw}; or {elsewhere}"
         )
     else:
-        fix = f"copy the four original .gz files into {raw}; or {elsewhere}"
+        fix = (
+            f"copy the four .gz files (the publisher's, or Debian's dataset-fashion-mnist "
+            f"package's /usr/share/datasets/fashion-mnist/) into {raw}; or {elsewhere}"
+        )
     if offer_download:
         fix += "; or, where online, run with --download to fetch them with torchvision"
     return fix
 
 
-def _verify_files(dataset: str, raw: Path, md5s: dict[str, str]) -> list[Path]:
-    """Check and extract every file that is present; return the .gz paths that are missing."""
-    missing = []
-    for gz_name, md5_expected in md5s.items():
-        gz = raw / gz_name
-        target = raw / gz_name.removesuffix(".gz")
-        size_expected = _SIZES[target.name]
-        if gz.is_file():
-            sha_found, md5_found = _hashes(gz)
-            sha_expected = _SHA256[dataset].get(gz_name)
-            if sha_found != sha_expected and md5_found != md5_expected:
-                sums = f"md5 {md5_expected} (torchvision's original download)"
-                if sha_expected is not None:
-                    sums = f"sha256 {sha_expected} (the shipped copy) or {sums}"
-                raise _error(
-                    gz,
-                    f"sha256 {sha_found}, md5 {md5_found}, {gz.stat().st_size} bytes",
-                    sums,
-                    f"the file is corrupt or truncated; delete it, then "
-                    f"{_fix_missing(dataset, raw)}",
-                )
-            # The .gz is proven; extract only when the extracted copy is absent or incomplete.
-            if _size(target) != size_expected:
-                _extract(gz, target)
-                if _size(target) != size_expected:  # a proven .gz cannot do this; be sure anyway
-                    raise _error(
-                        target,
-                        f"{_size(target)} bytes after extracting {gz_name}",
-                        f"{size_expected} bytes",
-                        f"delete both files, then {_fix_missing(dataset, raw)}",
-                    )
-            continue
-        found = _size(target)
-        if found == size_expected:
-            continue  # extracted file without its .gz: the size is all we can check
-        if found is not None:
-            raise _error(
-                target,
-                f"{found} bytes and no {gz_name} to extract it again",
-                f"{size_expected} bytes",
-                f"delete it, then {_fix_missing(dataset, raw)}",
-            )
-        missing.append(gz)
-    return missing
+def _extract(gz: Path, target: Path, expected: _Content, fix: str) -> None:
+    """Decompress ``gz`` to ``target`` if its content is ``expected``; refuse it otherwise.
+
+    The bytes are hashed as they are decompressed, into a private temporary folder, and moved
+    to ``target`` only once proven: the final file appears complete and verified, or not at all
+    (an interrupted run, or two test processes extracting at once, leave nothing half-written).
+    """
+    writable = (
+        f"make {gz.parent} writable, or set DLCONCEPTS_DATA or pass --data-dir to a writable copy"
+    )
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=gz.parent))
+    except OSError as e:
+        raise _error(gz.parent, str(e), "a writable folder to extract into", writable) from e
+    try:
+        with gzip.open(gz) as src, (tmp / target.name).open("wb") as dst:
+            found = _content(src, copy_to=dst)
+        if found != expected:
+            raise _error(gz, f"{found} once decompressed", str(expected), fix)
+        os.replace(tmp / target.name, target)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        expected_gz = f"a gzip file of {target.name}, {expected}"
+        raise _error(gz, f"{type(e).__name__}: {e}", expected_gz, fix) from e
+    except OSError as e:
+        raise _error(
+            gz.parent, str(e), f"a writable folder with room for {target.name}", writable
+        ) from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _verify_file(dataset: str, raw: Path, name: str) -> bool:
+    """Prove ``raw/name`` holds exactly the expected bytes, extracting it again from its ``.gz``
+    when it is missing or wrong. False when neither the file nor its ``.gz`` is there."""
+    target, gz = raw / name, raw / f"{name}.gz"
+    expected = _expected(dataset, name)
+    try:
+        with target.open("rb") as f:
+            found = _content(f)
+    except FileNotFoundError:
+        found = None
+    if found == expected:
+        return True
+    fix = f"the file is corrupt; delete it, then {_fix_missing(dataset, raw)}"
+    if gz.is_file():
+        _extract(gz, target, expected, fix)
+        return True
+    if found is None:
+        return False
+    raise _error(target, f"{found} and no {gz.name} to extract it again", str(expected), fix)
+
+
+def _missing(dataset: str, raw: Path) -> list[Path]:
+    """Verify every file that is present; return the ``.gz`` paths of those that are not."""
+    names = _CONTENT_SHA256[dataset]
+    return [raw / f"{name}.gz" for name in names if not _verify_file(dataset, raw, name)]
+
+
+def _refuse_legacy_cache(cls: type[MNIST], raw: Path) -> None:
+    """torchvision reads ``processed/training.pt`` and ``test.pt`` instead of the raw files
+    when both exist (a cache from old versions): those tensors are not verified, so refuse."""
+    processed = raw.parent / "processed"
+    if all((processed / name).is_file() for name in (cls.training_file, cls.test_file)):
+        raise _error(
+            processed,
+            f"{cls.training_file} and {cls.test_file}, which torchvision reads instead of {raw}",
+            "no legacy cache of unverified tensors",
+            f"delete {processed}; the verified raw files hold the same data",
+        )
+
+
+def _download(dataset: str, raw: Path, first: Path) -> None:
+    """Fetch the files with torchvision's own download; on failure, remove the folders it made."""
+    cls = _dataset_class(dataset)
+    created = list(itertools.takewhile(lambda p: not p.exists(), (raw, *raw.parents)))
+    try:
+        cls(str(raw.parent.parent), train=True, download=True)
+    except Exception as e:  # offline shows up as URLError, RuntimeError or a socket error
+        for folder in created:  # innermost first; stop at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        reason = " ".join(f"{type(e).__name__}: {e}".split())  # torchvision's spans many lines
+        raise _error(
+            first,
+            f"no such file, and torchvision's download failed ({reason})",
+            f"the file {first.name}",
+            f"without a network, {_fix_missing(dataset, raw, offer_download=False)}",
+        ) from e
 
 
 def verify(
@@ -262,81 +321,35 @@ def verify(
     *,
     download: bool = False,
 ) -> Path:
-    """Make the four raw files of ``dataset`` ready and proven; return the raw folder.
+    """Make the four raw files of ``dataset`` present and proven by content; return the folder.
 
-    For each file: a present ``.gz`` must match our SHA-256 or torchvision's MD5, and is
-    extracted (with torchvision) when its extracted copy is missing or the wrong size; an
-    extracted file without its ``.gz`` must have the exact known size. If files are missing,
-    ``download=True`` fetches them with torchvision's own download into the same folder.
-    Every failure raises :class:`DataError`. Cheap enough (~30 ms) to run on every load.
+    Each extracted IDX file must have the SHA-256, header and size we know for it. One that is
+    missing or different is extracted again from its ``.gz`` (compressed by any gzip), whose
+    decompressed bytes must match in the same way; without a ``.gz`` a wrong file is refused.
+    If files are missing, ``download=True`` fetches them with torchvision's own download, and
+    what it wrote is proven the same way. Every failure raises :class:`DataError`. Run on every
+    load: hashing the ~55 MB of extracted files takes about 35 ms of CPU (see data/README.md).
     """
-    cls = _dataset_class(dataset)
     raw = raw_folder(dataset, data_dir)
-    md5s = dict(cls.resources)
-    missing = _verify_files(dataset, raw, md5s)
-    if not missing:
-        return raw
-    first = missing[0]
-    if not download:
-        raise _error(first, "no such file", f"the file {first.name}", _fix_missing(dataset, raw))
-
-    # torchvision's download skips everything when all four extracted files exist, whatever
-    # their size; none of the missing ones can exist here (a wrong-size one raised above).
-    try:
-        cls(str(raw.parent.parent), train=True, download=True)
-    except Exception as e:  # offline shows up as URLError, RuntimeError or a socket error
-        raise _error(
-            first,
-            f"no such file, and torchvision's download failed ({type(e).__name__}: {e})",
-            f"the file {first.name}",
-            f"without a network, {_fix_missing(dataset, raw, offer_download=False)}",
-        ) from e
-    # Prove what the download wrote, exactly as if it had been copied in by hand.
-    missing = _verify_files(dataset, raw, md5s)
+    _refuse_legacy_cache(_dataset_class(dataset), raw)
+    missing = _missing(dataset, raw)
+    if missing and download:
+        _download(dataset, raw, missing[0])
+        missing = _missing(dataset, raw)
+        offer_download, found = False, "no such file after torchvision's download"
+    else:
+        offer_download, found = True, "no such file"
     if missing:
-        raise _error(
-            missing[0],
-            "no such file after torchvision's download",
-            f"the file {missing[0].name}",
-            _fix_missing(dataset, raw, offer_download=False),
-        )
+        fix = _fix_missing(dataset, raw, offer_download=offer_download)
+        raise _error(missing[0], found, f"the file {missing[0].name}", fix)
     return raw
 
 
 def _read(dataset: str, raw: Path, *, train: bool) -> tuple[Tensor, Tensor]:
-    """Read one split with torchvision's dataset class and check what it returns.
-
-    torchvision's IDX reader trusts the headers: a file with the wrong count or shape loads
-    without complaint, so the shape, count, dtype and label range are checked here.
-    (If a legacy ``processed/training.pt`` exists torchvision reads that instead of the raw
-    files; these checks then are the only proof, which is one more reason to keep them.)
-    """
-    split = "train" if train else "t10k"
-    n = _COUNTS[split]
-    images_file = raw / f"{split}-images-idx3-ubyte"
-    labels_file = raw / f"{split}-labels-idx1-ubyte"
-    fix = (
-        f"delete the extracted files in {raw} (and any processed/ folder next to it) so they "
-        f"are extracted again from the verified .gz files"
-    )
-    try:
-        ds = _dataset_class(dataset)(str(raw.parent.parent), train=train, download=False)
-    except Exception as e:  # torchvision raises AssertionError / RuntimeError on bad headers
-        raise _error(raw, f"{type(e).__name__}: {e}", "IDX files torchvision can read", fix) from e
-    images, labels = ds.data, ds.targets
-
-    shape = (n, IMAGE_SIDE, IMAGE_SIDE)
-    if tuple(images.shape) != shape or images.dtype != torch.uint8:
-        found = f"shape {tuple(images.shape)}, {images.dtype}"
-        raise _error(images_file, found, f"shape {shape}, torch.uint8", fix)
-    if tuple(labels.shape) != (n,) or labels.dtype != torch.int64:
-        found = f"shape {tuple(labels.shape)}, {labels.dtype}"
-        raise _error(labels_file, found, f"shape ({n},), torch.int64", fix)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= NUM_CLASSES:
-        found = f"labels from {low} to {high}"
-        raise _error(labels_file, found, f"labels from 0 to {NUM_CLASSES - 1}", fix)
-    return images, labels
+    """Read one split of the verified files with torchvision's dataset class (its IDX reader):
+    ``(N, 28, 28)`` uint8 images and ``(N,)`` int64 labels."""
+    ds = _dataset_class(dataset)(str(raw.parent.parent), train=train, download=False)
+    return ds.data, ds.targets
 
 
 def _check_batch_size(batch_size: int) -> int:

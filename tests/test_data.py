@@ -1,22 +1,24 @@
 """Tests for dlconcepts.data: the real shipped MNIST, batching, and every way the files can fail.
 
-Corruption tests work on copies under tmp_path; the repository's data/ is only ever read.
-There is no network here, so torchvision's download is replaced with a stub where it matters.
+Corruption tests work on copies under tmp_path; the repository's data/ is only ever read (and its
+.gz files extracted in place, as any load does). There is no network here, so torchvision's
+download is replaced with a stub where it matters.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from torchvision.datasets import MNIST, FashionMNIST
-from torchvision.datasets.utils import extract_archive
+from torchvision.datasets import MNIST
 
 from dlconcepts import data
 from dlconcepts.data import DataError, InMemoryDataset
@@ -24,20 +26,35 @@ from dlconcepts.data import DataError, InMemoryDataset
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 REPO_RAW = REPO_DATA / "MNIST" / "raw"
 GZ_NAMES = [name for name, _ in MNIST.resources]
+NAMES = [name.removesuffix(".gz") for name in GZ_NAMES]  # the extracted files
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-# the table from data/README.md, in sha256sum's format
-SHA256 = {
-    name: sha
-    for sha, name in (
-        line.split()
-        for line in """
+
+
+def _sums(table: str) -> dict[str, str]:
+    """``{file name: sha256}`` from lines in sha256sum's format."""
+    return {name: sha for sha, name in (line.split() for line in table.strip().splitlines())}
+
+
+# the tables from data/README.md: the shipped .gz files (information only) and the decompressed
+# IDX files, which are what every load checks
+GZ_SHA256 = _sums("""
 0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971  train-images-idx3-ubyte.gz
 1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203  train-labels-idx1-ubyte.gz
 1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be  t10k-images-idx3-ubyte.gz
 b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b  t10k-labels-idx1-ubyte.gz
-""".strip().splitlines()
-    )
-}
+""")
+CONTENT_SHA256 = _sums("""
+ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db  train-images-idx3-ubyte
+65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5  train-labels-idx1-ubyte
+0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7  t10k-images-idx3-ubyte
+ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2  t10k-labels-idx1-ubyte
+""")
+FASHION_CONTENT_SHA256 = _sums("""
+c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888  train-images-idx3-ubyte
+bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9  train-labels-idx1-ubyte
+5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b  t10k-images-idx3-ubyte
+0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34  t10k-labels-idx1-ubyte
+""")
 
 
 @pytest.fixture(autouse=True)
@@ -47,34 +64,58 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def splits() -> tuple[InMemoryDataset, InMemoryDataset]:
-    return data.load_splits("mnist")
+def repo_raw() -> Path:
+    """The repository's raw folder, its files extracted and verified."""
+    return data.verify(data_dir=REPO_DATA)
 
 
-def copy_gz(root: Path, folder: str = "MNIST") -> Path:
-    """Copy the shipped .gz files to ``root/<folder>/raw`` and return that folder."""
+@pytest.fixture(scope="module")
+def splits(repo_raw: Path) -> tuple[InMemoryDataset, InMemoryDataset]:
+    return data.load_splits("mnist", data_dir=REPO_DATA)
+
+
+def copy_raw(root: Path, folder: str = "MNIST", *, extracted: bool = False) -> Path:
+    """Copy the shipped .gz files to ``root/<folder>/raw`` and return that folder; with
+    ``extracted``, the extracted files too (which needs the ``repo_raw`` fixture)."""
     raw = root / folder / "raw"
     raw.mkdir(parents=True)
-    for name in GZ_NAMES:
+    for name in (GZ_NAMES + NAMES) if extracted else GZ_NAMES:
         shutil.copyfile(REPO_RAW / name, raw / name)
     return raw
 
 
 @pytest.fixture
 def raw_copy(tmp_path: Path) -> Path:
-    return copy_gz(tmp_path)
+    return copy_raw(tmp_path)
 
 
-def _numel(path: Path) -> int:
-    return path.stat().st_size
+@pytest.fixture
+def full_copy(tmp_path: Path, repo_raw: Path) -> Path:
+    """A copy of the raw folder as after a first load: the .gz and the extracted files."""
+    return copy_raw(tmp_path, extracted=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _loads_the_real_data(raw: Path, splits: tuple[InMemoryDataset, InMemoryDataset]) -> None:
+    """``raw`` verifies, its four extracted files are the real ones, and the test split loads."""
+    data.verify(data_dir=raw.parent.parent)
+    for name, sha in CONTENT_SHA256.items():
+        assert _sha256(raw / name) == sha
+    test = data.load(train=False, data_dir=raw.parent.parent)
+    assert torch.equal(test.images, splits[1].images) and torch.equal(test.labels, splits[1].labels)
 
 
 # --- the real data ---------------------------------------------------------------------------
 
 
-def test_shipped_files_match_the_table() -> None:
-    for name, sha in SHA256.items():
-        assert hashlib.sha256((REPO_RAW / name).read_bytes()).hexdigest() == sha
+def test_shipped_files_match_the_tables(repo_raw: Path) -> None:
+    for name, sha in GZ_SHA256.items():
+        assert _sha256(REPO_RAW / name) == sha
+    for name, sha in CONTENT_SHA256.items():
+        assert _sha256(repo_raw / name) == sha  # what verify extracted and proved
 
 
 def test_real_mnist_sizes_labels_and_normalization(splits) -> None:
@@ -204,36 +245,140 @@ def test_env_var_and_explicit_data_dir(
 
 def test_copy_is_verified_and_extracted(raw_copy: Path) -> None:
     assert data.verify(data_dir=raw_copy.parent.parent) == raw_copy
-    assert _numel(raw_copy / "train-images-idx3-ubyte") == 16 + 60_000 * 784
-    assert _numel(raw_copy / "t10k-labels-idx1-ubyte") == 8 + 10_000
+    for name, sha in CONTENT_SHA256.items():
+        assert _sha256(raw_copy / name) == sha
     assert not [p for p in raw_copy.iterdir() if p.name.startswith(".extract-")]
+
+
+# --- any gzip, or none ------------------------------------------------------------------------
+
+
+def _python_gzip_level_1(extracted: Path, gz: Path) -> None:
+    gz.write_bytes(gzip.compress(extracted.read_bytes(), compresslevel=1))
+
+
+def _gzip_command(extracted: Path, gz: Path) -> None:
+    # another implementation, which also stores the file name and time in the header
+    with gz.open("wb") as out:
+        subprocess.run(["gzip", "--fast", "--stdout", str(extracted)], stdout=out, check=True)
+
+
+@pytest.mark.parametrize(
+    "gzip_again",
+    [
+        _python_gzip_level_1,
+        pytest.param(
+            _gzip_command,
+            marks=pytest.mark.skipif(shutil.which("gzip") is None, reason="no gzip command"),
+        ),
+    ],
+)
+def test_mnist_gzipped_again_loads(
+    raw_copy: Path, repo_raw: Path, gzip_again: Callable[[Path, Path], None], splits
+) -> None:
+    for name, gz_name in zip(NAMES, GZ_NAMES):
+        gzip_again(repo_raw / name, raw_copy / gz_name)
+        assert _sha256(raw_copy / gz_name) != GZ_SHA256[gz_name]  # other .gz, same content
+    _loads_the_real_data(raw_copy, splits)
+
+
+def test_extracted_files_alone_load(full_copy: Path, splits) -> None:
+    for name in GZ_NAMES:
+        (full_copy / name).unlink()
+    _loads_the_real_data(full_copy, splits)
 
 
 # --- corrupt, missing and wrong files --------------------------------------------------------
 
 
-def _expect_error(raw: Path, path: Path, *fragments: str) -> str:
+def _expect_error(raw: Path, path: Path, *fragments: str, dataset: str = "mnist") -> str:
     with pytest.raises(DataError) as info:
-        data.verify(data_dir=raw.parent.parent)
+        data.verify(dataset, raw.parent.parent)
     message = str(info.value)
     for fragment in (str(path), *fragments):
         assert fragment in message, message
     return message
 
 
+def _flip_pixel(blob: bytearray) -> None:
+    blob[16 + 1000 * 784 + 14 * 28 + 14] ^= 0xFF  # the centre pixel of image 1000
+
+
+def _label_4_to_5(blob: bytearray) -> None:
+    blob[blob.index(4, 8)] = 5  # the first label 4, after the 8-byte header
+
+
+SAME_SIZE_CORRUPTIONS = [
+    pytest.param("train-images-idx3-ubyte", _flip_pixel, id="flipped-pixel"),
+    pytest.param("train-labels-idx1-ubyte", _label_4_to_5, id="label-4-to-5"),
+]
+
+
+def _corrupt(path: Path, change: Callable[[bytearray], None]) -> str:
+    """Change ``path`` in place, keeping its size and times (as ``touch -r`` would); return
+    the SHA-256 of the corrupt bytes."""
+    stat = path.stat()
+    blob = bytearray(path.read_bytes())
+    change(blob)
+    path.write_bytes(blob)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    return hashlib.sha256(blob).hexdigest()
+
+
+@pytest.mark.parametrize(("name", "change"), SAME_SIZE_CORRUPTIONS)
+def test_same_size_corruption_is_extracted_again_from_the_gz(
+    full_copy: Path, name: str, change: Callable[[bytearray], None], splits
+) -> None:
+    _corrupt(full_copy / name, change)
+    train = data.load(train=True, data_dir=full_copy.parent.parent, limit=1001)
+    assert _sha256(full_copy / name) == CONTENT_SHA256[name]
+    assert torch.equal(train.images, splits[0].images[:1001])
+    assert torch.equal(train.labels, splits[0].labels[:1001])
+
+
+@pytest.mark.parametrize(("name", "change"), SAME_SIZE_CORRUPTIONS)
+def test_same_size_corruption_without_gz_is_refused(
+    full_copy: Path, name: str, change: Callable[[bytearray], None]
+) -> None:
+    for gz_name in GZ_NAMES:
+        (full_copy / gz_name).unlink()
+    target = full_copy / name
+    found = _corrupt(target, change)
+    with pytest.raises(DataError) as info:
+        data.load_splits(data_dir=full_copy.parent.parent)
+    message = str(info.value)
+    # one error: the file, the expected and found sums, and how to fix it
+    assert message.startswith(f"{target}: expected sha256 {CONTENT_SHA256[name]} ("), message
+    assert f"got 'sha256 {found} (" in message, message
+    assert f"no {name}.gz to extract it again" in message, message
+    fix = message.split("\n")[1]
+    assert fix.startswith("  to fix: the file is corrupt; delete it, then copy the four .gz"), fix
+
+
 def test_truncated_gz(raw_copy: Path) -> None:
     gz = raw_copy / "train-images-idx3-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:100_000])
-    message = _expect_error(raw_copy, gz, SHA256[gz.name], "100000 bytes", "copy", "delete it")
-    assert MNIST.resources[0][1] in message  # torchvision's MD5 is offered too
+    sha = CONTENT_SHA256["train-images-idx3-ubyte"]
+    _expect_error(raw_copy, gz, sha, "EOFError", "delete it", "copy")
 
 
-def test_flipped_byte(raw_copy: Path) -> None:
+def test_flipped_byte_in_gz(raw_copy: Path) -> None:
     gz = raw_copy / "t10k-labels-idx1-ubyte.gz"
     blob = bytearray(gz.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     gz.write_bytes(bytes(blob))
-    _expect_error(raw_copy, gz, SHA256[gz.name], "data/MNIST/raw/", "shared mnist folder")
+    sha = CONTENT_SHA256["t10k-labels-idx1-ubyte"]
+    _expect_error(raw_copy, gz, sha, "data/MNIST/raw/", "shared mnist folder")
+
+
+def test_torchvision_legacy_cache_is_refused(raw_copy: Path) -> None:
+    # torchvision would read these tensors instead of the verified raw files
+    processed = raw_copy.parent / "processed"
+    processed.mkdir()
+    for name in ("training.pt", "test.pt"):
+        (processed / name).write_bytes(b"")
+    _expect_error(raw_copy, processed, "training.pt and test.pt", f"delete {processed}")
 
 
 def test_missing_file_offline(raw_copy: Path) -> None:
@@ -245,92 +390,103 @@ def test_missing_file_offline(raw_copy: Path) -> None:
     )  # fmt: skip
 
 
-def test_wrong_size_extracted_file_without_gz(raw_copy: Path) -> None:
-    data.verify(data_dir=raw_copy.parent.parent)
-    (raw_copy / "t10k-images-idx3-ubyte.gz").unlink()
-    target = raw_copy / "t10k-images-idx3-ubyte"
-    target.write_bytes(target.read_bytes()[:-784])  # one image short
-    _expect_error(raw_copy, target, f"{16 + 10_000 * 784} bytes", f"{16 + 9_999 * 784} bytes")
+def test_wrong_size_extracted_file_without_gz(full_copy: Path) -> None:
+    (full_copy / "t10k-images-idx3-ubyte.gz").unlink()
+    target = full_copy / "t10k-images-idx3-ubyte"
+    target.write_bytes(target.read_bytes()[:-784])  # one image short, header unchanged
+    _expect_error(full_copy, target, f"{16 + 10_000 * 784} bytes", f"{16 + 9_999 * 784} bytes")
 
 
-def test_wrong_size_extracted_file_is_re_extracted_from_gz(raw_copy: Path) -> None:
-    data.verify(data_dir=raw_copy.parent.parent)
-    target = raw_copy / "train-labels-idx1-ubyte"
+def test_wrong_extracted_file_is_extracted_again_from_gz(full_copy: Path) -> None:
+    target = full_copy / "train-labels-idx1-ubyte"
     target.write_bytes(b"partial")
-    data.verify(data_dir=raw_copy.parent.parent)
-    assert _numel(target) == 8 + 60_000
-
-
-def test_extracted_files_alone_are_accepted_by_size(raw_copy: Path) -> None:
-    data.verify(data_dir=raw_copy.parent.parent)
-    for name in GZ_NAMES:
-        (raw_copy / name).unlink()
-    assert len(data.load(train=False, data_dir=raw_copy.parent.parent)) == 10_000
-
-
-def test_bad_labels_of_the_right_size_are_caught_on_load(raw_copy: Path) -> None:
-    data.verify(data_dir=raw_copy.parent.parent)
-    (raw_copy / "t10k-labels-idx1-ubyte.gz").unlink()
-    target = raw_copy / "t10k-labels-idx1-ubyte"
-    blob = bytearray(target.read_bytes())
-    blob[8] = 200  # first label
-    target.write_bytes(bytes(blob))
-    with pytest.raises(DataError, match="labels from 0 to 9") as info:
-        data.load(train=False, data_dir=raw_copy.parent.parent)
-    assert str(target) in str(info.value)
+    data.verify(data_dir=full_copy.parent.parent)
+    assert _sha256(target) == CONTENT_SHA256[target.name]
+    assert not [p for p in full_copy.iterdir() if p.name.startswith(".extract-")]
 
 
 # --- download (there is no network here: torchvision's download is stubbed) ------------------
+
+# what torchvision raises offline: one line per mirror tried
+OFFLINE = (
+    "Error downloading train-images-idx3-ubyte.gz:\n"
+    "Tried https://example.invalid/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+)
+
+
+def _offline(self: MNIST) -> None:
+    os.makedirs(self.raw_folder, exist_ok=True)  # as torchvision does before downloading
+    raise RuntimeError(OFFLINE)
 
 
 def test_download_offline_says_where_to_put_the_files(
     raw_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def offline(self: MNIST) -> None:
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
-
-    monkeypatch.setattr(MNIST, "download", offline)
+    monkeypatch.setattr(MNIST, "download", _offline)
     for name in GZ_NAMES:
         (raw_copy / name).unlink()
     with pytest.raises(DataError) as info:
         data.verify(data_dir=raw_copy.parent.parent, download=True)
     message = str(info.value)
-    for fragment in ("download failed", "no network", f"into {raw_copy}", "shared mnist folder"):
+    for fragment in ("download failed", "Name or service", f"into {raw_copy}", "shared mnist"):
         assert fragment in message, message
     assert "run with --download" not in message  # it just failed; don't suggest it again
+    # torchvision's lines joined into one, shown without a literal backslash-n
+    assert "\\n" not in message and message.count("\n") == 1, message
+    assert raw_copy.is_dir()  # it was there before: kept
 
 
-def test_download_result_is_verified(raw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_download(self: MNIST) -> None:  # what torchvision does, minus the network
-        for name in GZ_NAMES:
-            shutil.copyfile(REPO_RAW / name, Path(self.raw_folder) / name)
-            extract_archive(Path(self.raw_folder) / name)
+def test_download_offline_leaves_no_empty_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MNIST, "download", _offline)  # FashionMNIST inherits it
+    with pytest.raises(DataError, match="download failed"):
+        data.verify("fashion-mnist", tmp_path / "data", download=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_result_is_verified(
+    raw_copy: Path, repo_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake_download(self: MNIST) -> None:  # the four .gz and their extracted files
+        for name in GZ_NAMES + NAMES:
+            shutil.copyfile(repo_raw / name, Path(self.raw_folder) / name)
 
     monkeypatch.setattr(MNIST, "download", fake_download)
     (raw_copy / "t10k-images-idx3-ubyte.gz").unlink()
     assert data.verify(data_dir=raw_copy.parent.parent, download=True) == raw_copy
-    assert _numel(raw_copy / "t10k-images-idx3-ubyte") == 16 + 10_000 * 784
+    assert _sha256(raw_copy / "t10k-images-idx3-ubyte") == CONTENT_SHA256["t10k-images-idx3-ubyte"]
 
 
-# --- Fashion-MNIST (not shipped: proven by torchvision's MD5 only) ---------------------------
+# --- Fashion-MNIST (not shipped: proven by its content sums all the same) ---------------------
 
 
-def test_fashion_mnist_is_checked_against_torchvision_md5(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Stand-in files (the MNIST ones) under FashionMNIST/raw: first rejected, naming
-    # torchvision's MD5; then accepted once the MD5 table lists them, as for real downloads.
-    raw = copy_gz(tmp_path, "FashionMNIST")
+def test_fashion_mnist_is_checked_against_its_sums(tmp_path: Path) -> None:
+    # A tiny stand-in: a well-formed IDX file of 10,000 labels, but not Fashion-MNIST's.
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
     assert data.raw_folder("fashion-mnist", tmp_path) == raw
-    gz = raw / FashionMNIST.resources[0][0]
-    with pytest.raises(DataError, match=FashionMNIST.resources[0][1]) as info:
-        data.verify("fashion-mnist", tmp_path)
-    assert str(gz) in str(info.value) and "shipped copy" not in str(info.value)
+    target = raw / "t10k-labels-idx1-ubyte"
+    stand_in = (0x0801).to_bytes(4, "big") + (10_000).to_bytes(4, "big") + bytes(range(10)) * 1000
+    target.write_bytes(stand_in)
+    found = hashlib.sha256(stand_in).hexdigest()
+    expected = FASHION_CONTENT_SHA256[target.name]
+    header = "IDX magic 0x0801, 10000, 10008 bytes"
+    _expect_error(raw, target, expected, found, header, dataset="fashion-mnist")
+    # the same bytes as a .gz: the decompressed content is what is refused
+    (raw / f"{target.name}.gz").write_bytes(gzip.compress(stand_in))
+    gz = raw / f"{target.name}.gz"
+    _expect_error(raw, gz, expected, found, "once decompressed", dataset="fashion-mnist")
+    assert target.read_bytes() == stand_in  # not replaced by unproven bytes
 
-    md5s = [(name, hashlib.md5((raw / name).read_bytes()).hexdigest()) for name in GZ_NAMES]
-    monkeypatch.setattr(FashionMNIST, "resources", md5s)
+
+def test_fashion_mnist_loads_with_its_own_normalization(
+    tmp_path: Path, repo_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the MNIST files stand in for Fashion-MNIST's, their sums listed as Fashion-MNIST's
+    copy_raw(tmp_path, "FashionMNIST", extracted=True)
+    monkeypatch.setitem(data._CONTENT_SHA256, "fashion-mnist", CONTENT_SHA256)
     small = data.load("fashion-mnist", train=False, data_dir=tmp_path, limit=100)
-    # normalized with Fashion-MNIST's constants, not MNIST's
     assert small.images.min().item() == pytest.approx((0 - 0.2860) / 0.3530, abs=1e-5)
 
 
@@ -340,4 +496,4 @@ def test_fashion_mnist_missing_offers_download(tmp_path: Path) -> None:
         data.verify("fashion-mnist", tmp_path)
     message = str(info.value)
     assert str(raw / "train-images-idx3-ubyte.gz") in message
-    assert "--download" in message and "DLCONCEPTS_DATA" in message
+    assert "--download" in message and "Debian" in message and "DLCONCEPTS_DATA" in message
