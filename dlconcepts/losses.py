@@ -10,6 +10,11 @@ in ``torch.nn.functional``); ``"sum"`` adds the losses up::
 
 Training minimizes the cost; looking at the individual losses tells *which* examples the
 network gets wrong and how badly (``dlconcepts train`` prints both).
+
+Cross-entropy is built from two Functions and a little glue. :class:`CrossEntropyFunction`
+is the loss of a class index, the one training uses; :class:`SoftCrossEntropyFunction` is the
+loss of a whole distribution over the classes. Class weights, ignored targets, label smoothing
+and extra dimensions are plain tensor operations around them (:func:`cross_entropy`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlconcepts import activations
 from dlconcepts._checks import invalid, one_of
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -28,14 +34,39 @@ class TargetError(ValueError, IndexError):
     """A class index outside [0, C): a ValueError, and an IndexError like PyTorch's own."""
 
 
-def softmax(logits: Tensor) -> Tensor:
-    r"""Softmax over the last dimension, by hand: :math:`p_c = e^{z_c - m} / \sum_k e^{z_k - m}`.
+class _SavesInputs(torch.autograd.Function):
+    """What the losses share: both inputs are kept, for the backward and for forward-mode AD;
+    ``torch.func.vmap`` rules are generated."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+
+def log_softmax(logits: Tensor) -> Tensor:
+    r"""Log-softmax over the last dimension, by hand: :math:`z_c - m - \log \sum_k e^{z_k - m}`.
 
     Subtracting the row maximum ``m`` changes nothing mathematically (it cancels) but keeps
-    every exponent ≤ 0, so ``exp`` cannot overflow even for logits of ±1e4.
+    every exponent ≤ 0, so ``exp`` cannot overflow even for logits of ±1e4, and the sum is at
+    least 1, so its log is finite. float16 and bfloat16 are computed in float32 and rounded
+    once at the end, as PyTorch's kernels do: rounding the sum of C exponentials to half
+    precision after each step would cost several ulps.
     """
-    e = (logits - logits.amax(dim=-1, keepdim=True)).exp()
-    return e / e.sum(dim=-1, keepdim=True)
+    wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    shifted = wide - wide.amax(dim=-1, keepdim=True)
+    return (shifted - shifted.exp().sum(dim=-1, keepdim=True).log()).to(logits.dtype)
+
+
+def softmax(logits: Tensor) -> Tensor:
+    r"""Softmax over the last dimension: :math:`p_c = e^{z_c - m} / \sum_k e^{z_k - m}`.
+
+    Taken as ``exp`` of :func:`log_softmax`, the one formula, as PyTorch's own cross-entropy
+    backward does; every probability is in [0, 1] even for logits of ±1e4.
+    """
+    return log_softmax(logits).exp()
 
 
 def one_hot(target: Tensor, like: Tensor) -> Tensor:
@@ -43,18 +74,29 @@ def one_hot(target: Tensor, like: Tensor) -> Tensor:
     return torch.zeros_like(like).scatter_(-1, target.unsqueeze(-1), 1)
 
 
+def soft_cross_entropy_derivative(logits: Tensor, q: Tensor) -> Tensor:
+    r""":math:`\partial \ell / \partial z = \operatorname{softmax}(z) \sum_c q_c - q` for
+    :math:`\ell = -\sum_c q_c \log \operatorname{softmax}(z)_c`.
+
+    The one formula for the logits' gradient of every cross-entropy here. Written with
+    differentiable ops, so the backward can itself be differentiated.
+    """
+    return softmax(logits) * q.sum(dim=-1, keepdim=True) - q
+
+
 def cross_entropy_derivative(logits: Tensor, target: Tensor) -> Tensor:
     r""":math:`\partial \ell_i / \partial z_i = \operatorname{softmax}(z_i) - \operatorname{onehot}(t_i)`.
 
-    The one formula for the gradient of the per-example loss: ``CrossEntropyFunction``'s
-    backward scales it by the incoming gradient, the manual backprop by 1/B (the mean).
-    Written with differentiable ops, so the backward can itself be differentiated.
+    The gradient of the per-example loss of a class index: :func:`soft_cross_entropy_derivative`
+    with the one-hot distribution q, whose sum is 1, so the factor :math:`\sum_c q_c` drops.
+    ``CrossEntropyFunction``'s backward scales it by the incoming gradient, the manual backprop
+    by 1/B (the mean).
     """
     return softmax(logits) - one_hot(target, logits)
 
 
-class CrossEntropyFunction(torch.autograd.Function):
-    r"""Softmax cross-entropy per example, with a hand-written backward.
+class CrossEntropyFunction(_SavesInputs):
+    r"""Softmax cross-entropy of class indices, per example, with a hand-written backward.
 
     For logits z (B, C) and class indices t (B,):
 
@@ -64,24 +106,15 @@ class CrossEntropyFunction(torch.autograd.Function):
         \qquad
         \frac{\partial \ell_i}{\partial z_{ic}} = \operatorname{softmax}(z_i)_c - [c = t_i]
 
-    The log-sum-exp is computed as ``m + log Σ exp(z − m)`` with m the row maximum, so
-    logits of ±1e4 give finite losses. The backward recomputes the softmax from the saved
-    logits rather than keeping it: one (B, C) tensor less to hold between the passes.
+    The log-softmax is computed as ``z − m − log Σ exp(z − m)`` with m the row maximum, so
+    logits of ±1e4 give finite losses, and a logit of −inf for another class costs nothing.
+    The backward recomputes the softmax from the saved logits rather than keeping it: one
+    (B, C) tensor less to hold between the passes.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(logits: Tensor, target: Tensor) -> Tensor:
-        shifted = logits - logits.amax(dim=-1, keepdim=True)  # (B, C), every entry ≤ 0
-        log_sum_exp = shifted.exp().sum(dim=-1).log()  # (B,) the shift cancels below
-        return log_sum_exp - shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-        logits, target = inputs
-        ctx.save_for_backward(logits, target)
-        ctx.save_for_forward(logits, target)
+        return -log_softmax(logits).gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -94,12 +127,53 @@ class CrossEntropyFunction(torch.autograd.Function):
         return (cross_entropy_derivative(logits, target) * logits_t).sum(dim=-1)
 
 
+class SoftCrossEntropyFunction(_SavesInputs):
+    r"""Softmax cross-entropy of a target distribution, per example, hand-written backward.
+
+    For logits z (B, C) and target weights q (B, C), class probabilities possibly scaled
+    by class weights:
+
+    .. math::
+        \ell_i = -\sum_c q_{ic} \log \operatorname{softmax}(z_i)_c
+        \qquad
+        \frac{\partial \ell_i}{\partial z_{ic}}
+            = \operatorname{softmax}(z_i)_c \textstyle\sum_k q_{ik} - q_{ic}
+        \qquad
+        \frac{\partial \ell_i}{\partial q_{ic}} = -\log \operatorname{softmax}(z_i)_c
+
+    A one-hot q gives :class:`CrossEntropyFunction`'s loss, except that a logit of −inf
+    anywhere makes ``0 · −inf`` a NaN here: class indices use the other Function.
+    """
+
+    @staticmethod
+    def forward(logits: Tensor, q: Tensor) -> Tensor:
+        return -(q * log_softmax(logits)).sum(dim=-1)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        logits, q = ctx.saved_tensors
+        g = grad_output.unsqueeze(-1)
+        needs_logits, needs_q = ctx.needs_input_grad
+        return (
+            soft_cross_entropy_derivative(logits, q) * g if needs_logits else None,
+            -log_softmax(logits) * g if needs_q else None,
+        )
+
+    @staticmethod
+    def jvp(ctx: Any, logits_t: Tensor | None, q_t: Tensor | None) -> Tensor:
+        # dℓ = Σ_c ∂ℓ/∂z_c dz_c + Σ_c ∂ℓ/∂q_c dq_c; a missing tangent is 0
+        logits, q = ctx.saved_tensors
+        d_logits = 0 if logits_t is None else soft_cross_entropy_derivative(logits, q) * logits_t
+        d_q = 0 if q_t is None else -log_softmax(logits) * q_t
+        return (d_logits + d_q).sum(dim=-1)
+
+
 def mse_derivative(input: Tensor, target: Tensor) -> Tensor:
     r""":math:`\partial (x - y)^2 / \partial x = 2 (x - y)` (and its negative for y)."""
     return 2 * (input - target)
 
 
-class MSEFunction(torch.autograd.Function):
+class MSEFunction(_SavesInputs):
     r"""Squared error per element, with a hand-written backward.
 
     .. math::
@@ -107,18 +181,10 @@ class MSEFunction(torch.autograd.Function):
         \qquad \frac{\partial \ell}{\partial y} = -2(x - y)
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(input: Tensor, target: Tensor) -> Tensor:
         diff = input - target
         return diff * diff
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-        input, target = inputs
-        ctx.save_for_backward(input, target)
-        ctx.save_for_forward(input, target)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -135,65 +201,237 @@ class MSEFunction(torch.autograd.Function):
         return mse_derivative(input, target) * diff_t
 
 
-def reduce(losses: Tensor, reduction: str) -> Tensor:
-    """From per-example losses to what ``reduction`` asks for: themselves, the cost (mean), or the sum."""
+def binary_cross_entropy_derivative(logits: Tensor, target: Tensor) -> Tensor:
+    r""":math:`\partial \ell / \partial z = \sigma(z) - t` (σ from :mod:`dlconcepts.activations`)."""
+    return activations.sigmoid(logits) - target
+
+
+class BinaryCrossEntropyWithLogitsFunction(_SavesInputs):
+    r"""Binary cross-entropy on logits, per element, with a hand-written backward.
+
+    For a logit z (the log-odds of "yes") and a target t ∈ [0, 1]:
+
+    .. math::
+        \ell = -t \log \sigma(z) - (1 - t) \log(1 - \sigma(z))
+             = \operatorname{softplus}(z) - z t
+             = \max(z, 0) - z t + \log(1 + e^{-|z|})
+
+    .. math::
+        \frac{\partial \ell}{\partial z} = \sigma(z) - t
+        \qquad
+        \frac{\partial \ell}{\partial t} = -z
+
+    **Why this form is stable.** :math:`\log(1 + e^{z})` overflows for z > 88 in float32 and
+    :math:`\log \sigma(z)` loses everything once σ(z) rounds to 0 or 1. Splitting
+    :math:`\operatorname{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})` keeps the exponent
+    ≤ 0, and ``log1p`` keeps the small remainder exact. It is evaluated, as in PyTorch, as
+    :math:`(1 - t) z - \log \sigma(z)` with :math:`\log \sigma(z) = \min(z, 0) - \log(1 +
+    e^{-|z|})`: the same value, without subtracting :math:`z t` from :math:`\max(z, 0)`
+    (which cancels for t near 1), and +inf rather than NaN for z = +inf, t = 0.
+    """
+
+    @staticmethod
+    def forward(logits: Tensor, target: Tensor) -> Tensor:
+        log_sigmoid = logits.clamp_max(0) - torch.log1p(torch.exp(-logits.abs()))
+        return (1 - target) * logits - log_sigmoid
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        logits, target = ctx.saved_tensors
+        needs_logits, needs_target = ctx.needs_input_grad
+        return (
+            binary_cross_entropy_derivative(logits, target) * grad_output if needs_logits else None,
+            -logits * grad_output if needs_target else None,
+        )
+
+    @staticmethod
+    def jvp(ctx: Any, logits_t: Tensor | None, target_t: Tensor | None) -> Tensor:
+        # dℓ = (σ(z) − t) dz − z dt; a missing tangent is 0
+        logits, target = ctx.saved_tensors
+        d_logits = (
+            0 if logits_t is None else binary_cross_entropy_derivative(logits, target) * logits_t
+        )
+        d_target = 0 if target_t is None else -logits * target_t
+        return d_logits + d_target
+
+
+def reduce(losses: Tensor, reduction: str, total_weight: Tensor | None = None) -> Tensor:
+    """From per-example losses to what ``reduction`` asks for: themselves, the cost, or the sum.
+
+    The cost is the weighted mean ``losses.sum() / total_weight`` when the losses carry
+    weights (``total_weight`` their sum), the plain mean otherwise.
+    """
     if reduction == "none":
         return losses
     if reduction == "mean":
-        return losses.mean()
+        return losses.mean() if total_weight is None else losses.sum() / total_weight
     if reduction == "sum":
         return losses.sum()
     raise one_of("reduction", reduction, REDUCTIONS)
 
 
-def _out_of_range(target: Tensor, n_classes: int) -> bool:
-    low, high = torch.aminmax(target)  # one pass, as this runs on every training step
-    return low.item() < 0 or high.item() >= n_classes  # Python comparisons: no more tensor ops
+def smooth(q: Tensor, label_smoothing: float) -> Tensor:
+    r"""Label smoothing: :math:`(1 - \varepsilon)\,q + \varepsilon / C`, a share ε of the
+    target's mass spread evenly over the C classes (the last dimension)."""
+    return (1 - label_smoothing) * q + label_smoothing / q.shape[-1]
 
 
-def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Hand-written drop-in for :func:`torch.nn.functional.cross_entropy` with class indices.
+def _out_of_range(target: Tensor, n_classes: int, ignore_index: int) -> int | None:
+    """The first class index outside [0, C) that is not ``ignore_index``, or None.
 
-    ``logits`` (B, C) or (C,), ``target`` (B,) or () of integer class indices in [0, C).
-    ``reduction="none"`` gives the per-example losses, ``"mean"`` the cost, ``"sum"`` their sum.
+    Only called on CPU tensors, where reading a value is free (see :func:`cross_entropy`).
+    """
+    bad = target[(target != ignore_index) & ((target < 0) | (target >= n_classes))]
+    return int(bad[0]) if bad.numel() else None
+
+
+def _check_cross_entropy(
+    logits: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, smoothing: float
+) -> None:
+    """Raise the project's standard error for arguments ``F.cross_entropy`` also refuses."""
+    if logits.dim() == 0 or not logits.is_floating_point():
+        raise invalid(
+            "logits",
+            f"{logits.dtype} {tuple(logits.shape)}",
+            "a float tensor of shape (N, C), (N, C, d1, ...) or (C,)",
+        )
+    class_dim = 0 if logits.dim() == 1 else 1
+    n_classes = logits.shape[class_dim]
+    indices_shape = tuple(logits.shape[:class_dim] + logits.shape[class_dim + 1 :])
+    if target.is_floating_point() and target.shape == logits.shape:  # class probabilities
+        if ignore_index >= 0:
+            raise invalid("ignore_index", ignore_index, "a negative value with class probabilities")
+    elif target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise invalid(
+            "target dtype",
+            target.dtype,
+            f"integer class indices (torch.int64), or float class probabilities of the "
+            f"logits' shape {tuple(logits.shape)}",
+        )
+    elif tuple(target.shape) != indices_shape:
+        raise invalid(
+            "target shape",
+            tuple(target.shape),
+            f"{indices_shape} for logits {tuple(logits.shape)}",
+        )
+    if weight is not None and tuple(weight.shape) != (n_classes,):
+        raise invalid("weight shape", tuple(weight.shape), f"({n_classes},), one per class")
+    if not 0 <= smoothing <= 1:
+        raise invalid("label_smoothing", smoothing, "a value in [0, 1]")
+
+
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    r"""Hand-written drop-in for :func:`torch.nn.functional.cross_entropy`.
+
+    ``logits`` (N, C), (N, C, d1, …) or (C,): the class dimension is the second (the first of
+    a 1-D input). ``target`` is either integer class indices of the logits' shape without the
+    class dimension, or float class probabilities of the logits' own shape. With class
+    weights :math:`w` (``weight``, default all 1) and smoothing ε (``label_smoothing``):
+
+    - class index :math:`y`: :math:`\ell = -\sum_c w_c\, q_c \log \operatorname{softmax}(z)_c`
+      with :math:`q = (1 - ε)\,\operatorname{onehot}(y) + ε/C`; for ε = 0 simply
+      :math:`w_y \cdot (-\log \operatorname{softmax}(z)_y)`. A target equal to
+      ``ignore_index`` has loss 0 and no weight;
+    - probabilities :math:`p`: the same with :math:`q = (1 - ε)\,p + ε/C`.
+
+    ``reduction="none"`` gives the losses, shaped like the class-index target; ``"sum"``
+    their sum; ``"mean"`` the cost, as PyTorch defines it: for class indices the sum divided
+    by the total weight of the targets not ignored, :math:`\sum_i \ell_i / \sum_i w_{y_i}`
+    (the plain mean without weights), for probabilities the sum divided by the number of
+    losses.
+
+    **Out-of-range class indices without a GPU sync.** On CPU a class index outside
+    [0, C) (other than ``ignore_index``) raises :class:`TargetError`: reading a CPU tensor
+    costs nothing. On any other device the values are never read back to the host, as
+    that would stall every training step until the device caught up; there such a target
+    gives a NaN loss instead, which the training loop's non-finite-cost check catches at
+    its next sync, before any update is applied. (PyTorch stops the whole CUDA context
+    with a device-side assert.)
 
     Example::
 
         >>> cross_entropy(torch.tensor([[2.0, 0.0]]), torch.tensor([0]))
         tensor(0.1269)
+        >>> cross_entropy(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.5, 0.5]]))
+        tensor(1.1269)
     """
     if reduction not in REDUCTIONS:
         raise one_of("reduction", reduction, REDUCTIONS)
-    if logits.dim() not in (1, 2) or not logits.is_floating_point():
-        raise invalid(
-            "logits",
-            f"{logits.dtype} {tuple(logits.shape)}",
-            "a float tensor of shape (B, C) or (C,)",
-        )
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise invalid(
-            "target dtype", target.dtype, "integer class indices (torch.int64), not probabilities"
-        )
-    if tuple(target.shape) != tuple(logits.shape[:-1]):
-        raise invalid(
-            "target shape",
-            tuple(target.shape),
-            f"{tuple(logits.shape[:-1])} for logits {tuple(logits.shape)}",
-        )
-    n_classes = logits.shape[-1]
-    if target.numel() and _out_of_range(target, n_classes):
-        bad = target[(target < 0) | (target >= n_classes)][0].item()
-        raise invalid("target", bad, f"class indices in [0, {n_classes - 1}]", TargetError)
-    losses = CrossEntropyFunction.apply(logits, target.long())
-    return reduce(losses, reduction)
+    _check_cross_entropy(logits, target, weight, ignore_index, label_smoothing)
+    class_dim = 0 if logits.dim() == 1 else 1
+    z = logits.movedim(class_dim, -1)  # classes last: (N, d1, …, C)
+    n_classes = z.shape[-1]
+    if target.is_floating_point():  # class probabilities
+        q = smooth(target.movedim(class_dim, -1), label_smoothing)
+        q = q if weight is None else q * weight
+        return reduce(SoftCrossEntropyFunction.apply(z, q), reduction)
+
+    if target.device.type == "cpu" and target.numel():
+        # On CPU reading the targets is free: refuse a bad one, and take the plain path, the
+        # lesson itself (per-example losses, then their mean), when nothing is weighted,
+        # smoothed or ignored. That is every training step, so it costs one pass here.
+        low, high = (int(v) for v in torch.aminmax(target))
+        if low < 0 or high >= n_classes:
+            bad = _out_of_range(target, n_classes, ignore_index)
+            if bad is not None:
+                raise invalid("target", bad, f"class indices in [0, {n_classes - 1}]", TargetError)
+        elif weight is None and not label_smoothing and not low <= ignore_index <= high:
+            return reduce(CrossEntropyFunction.apply(z, target.long()), reduction)
+    weight = z.new_ones(n_classes) if weight is None else weight
+    ignored = target == ignore_index
+    in_range = (target >= 0) & (target < n_classes)
+    target = torch.where(in_range, target, 0).long()  # a valid index everywhere, for gathers
+    if label_smoothing:
+        q = smooth(one_hot(target, z), label_smoothing) * weight
+        losses = SoftCrossEntropyFunction.apply(z, q)
+    else:
+        losses = CrossEntropyFunction.apply(z, target) * weight[target]
+    # off CPU, an out-of-range index gives NaN (see above); an ignored one gives 0
+    losses = torch.where(ignored, 0, torch.where(in_range, losses, float("nan")))
+    return reduce(losses, reduction, torch.where(ignored, 0, weight[target]).sum())
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Hand-written drop-in for :func:`torch.nn.functional.mse_loss` (equal shapes, no broadcasting)."""
+def _elementwise(
+    function: type[torch.autograd.Function],
+    input: Tensor,
+    target: Tensor,
+    reduction: str,
+    input_name: str,
+) -> Tensor:
+    """An elementwise loss of equal-shaped tensors (no broadcasting), then its reduction."""
     if reduction not in REDUCTIONS:
         raise one_of("reduction", reduction, REDUCTIONS)
     if input.shape != target.shape:
         raise invalid(
-            "target shape", tuple(target.shape), f"the input's shape {tuple(input.shape)}"
+            "target shape", tuple(target.shape), f"the {input_name} shape {tuple(input.shape)}"
         )
-    return reduce(MSEFunction.apply(input, target), reduction)
+    return reduce(function.apply(input, target), reduction)
+
+
+def binary_cross_entropy_with_logits(
+    logits: Tensor, target: Tensor, reduction: str = "mean"
+) -> Tensor:
+    r"""Hand-written drop-in for :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
+
+    ``logits`` and ``target`` (targets in [0, 1]) of the same shape, no broadcasting, no
+    ``weight`` or ``pos_weight``; see :class:`BinaryCrossEntropyWithLogitsFunction`.
+
+    Example::
+
+        >>> binary_cross_entropy_with_logits(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0]))
+        tensor(0.4100)
+    """
+    return _elementwise(BinaryCrossEntropyWithLogitsFunction, logits, target, reduction, "logits'")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Hand-written drop-in for :func:`torch.nn.functional.mse_loss` (equal shapes, no broadcasting)."""
+    return _elementwise(MSEFunction, input, target, reduction, "input's")

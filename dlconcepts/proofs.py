@@ -49,9 +49,33 @@ def _inputs(*makers: Callable) -> Inputs:
     return lambda dtype, device, gen: tuple(m(dtype, device, gen) for m in makers)
 
 
-def _classes(n: int, n_classes: int) -> Callable:
+def _classes(*shape: int, n_classes: int, ignored: tuple[int, ...] = ()) -> Callable:
+    """Random class indices; the flat positions in ``ignored`` set to -100, the ignore_index."""
+
     def make(dtype: torch.dtype, device: torch.device, gen: torch.Generator) -> Tensor:
-        return torch.randint(0, n_classes, (n,), generator=gen).to(device)
+        t = torch.randint(0, n_classes, shape, generator=gen)
+        t.view(-1)[list(ignored)] = -100
+        return t.to(device)
+
+    return make
+
+
+def _weights(n: int) -> Callable:
+    """Positive class weights in [0.5, 1.5), not requiring grad (PyTorch has no weight grad)."""
+
+    def make(dtype: torch.dtype, device: torch.device, gen: torch.Generator) -> Tensor:
+        return (torch.rand(n, generator=gen, dtype=torch.float64) + 0.5).to(device, dtype)
+
+    return make
+
+
+def _probabilities(*shape: int, dim: int = -1) -> Callable:
+    """Random distributions along ``dim`` (or, with ``dim=None``, numbers in [0, 1])."""
+
+    def make(dtype: torch.dtype, device: torch.device, gen: torch.Generator) -> Tensor:
+        p = torch.rand(*shape, generator=gen, dtype=torch.float64)
+        p = p if dim is None else p / p.sum(dim, keepdim=True)
+        return p.to(device=device, dtype=dtype).requires_grad_()
 
     return make
 
@@ -72,7 +96,40 @@ CASES: tuple[Case, ...] = (
             f"cross_entropy ({reduction})",
             lambda z, t, r=reduction: losses.cross_entropy(z, t, reduction=r),
             lambda z, t, r=reduction: F.cross_entropy(z, t, reduction=r),
-            _inputs(_float(6, 10, scale=3), _classes(6, 10)),
+            _inputs(_float(6, 10, scale=3), _classes(6, n_classes=10)),
+        )
+        for reduction in ("none", "mean", "sum")
+    ),
+    Case(
+        "cross_entropy (weight, ignore_index)",
+        losses.cross_entropy,  # the mean: Σ w_t ℓ / Σ w_t over the targets not ignored
+        F.cross_entropy,
+        _inputs(_float(6, 10, scale=3), _classes(6, n_classes=10, ignored=(1, 4)), _weights(10)),
+    ),
+    Case(
+        "cross_entropy (label_smoothing, weight)",
+        lambda z, t, w: losses.cross_entropy(z, t, w, label_smoothing=0.2),
+        lambda z, t, w: F.cross_entropy(z, t, w, label_smoothing=0.2),
+        _inputs(_float(6, 10, scale=3), _classes(6, n_classes=10, ignored=(2,)), _weights(10)),
+    ),
+    Case(
+        "cross_entropy (N, C, d1, d2)",
+        lambda z, t: losses.cross_entropy(z, t, reduction="none"),
+        lambda z, t: F.cross_entropy(z, t, reduction="none"),
+        _inputs(_float(3, 5, 2, 2, scale=3), _classes(3, 2, 2, n_classes=5)),
+    ),
+    Case(
+        "cross_entropy (probabilities, weight, smoothing)",
+        lambda z, p, w: losses.cross_entropy(z, p, w, label_smoothing=0.1),
+        lambda z, p, w: F.cross_entropy(z, p, w, label_smoothing=0.1),
+        _inputs(_float(3, 5, 2, scale=3), _probabilities(3, 5, 2, dim=1), _weights(5)),
+    ),
+    *(
+        Case(
+            f"binary_cross_entropy_with_logits ({reduction})",
+            lambda z, t, r=reduction: losses.binary_cross_entropy_with_logits(z, t, r),
+            lambda z, t, r=reduction: F.binary_cross_entropy_with_logits(z, t, reduction=r),
+            _inputs(_float(4, 5, scale=3), _probabilities(4, 5, dim=None)),
         )
         for reduction in ("none", "mean", "sum")
     ),

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import dlconcepts.init as ours
@@ -59,16 +60,38 @@ RANDOM_INITS: list[tuple[str, InitFn, InitFn, dict[str, Any]]] = [
         {"mode": "fan_out", "nonlinearity": "relu"},
     ),
     ("kaiming_normal_", ours.kaiming_normal_, nn.init.kaiming_normal_, {"nonlinearity": "selu"}),
+    ("orthogonal_", ours.orthogonal_, nn.init.orthogonal_, {}),
+    ("orthogonal_", ours.orthogonal_, nn.init.orthogonal_, {"gain": 2.0}),
+    ("trunc_normal_", ours.trunc_normal_, nn.init.trunc_normal_, {}),
+    # mostly inside [a, b]: normals, the outside ones redrawn
+    (
+        "trunc_normal_",
+        ours.trunc_normal_,
+        nn.init.trunc_normal_,
+        {"mean": 0.5, "std": 0.1, "b": 0.6},
+    ),
+    # a far tail: uniform proposals accepted by the density
+    ("trunc_normal_", ours.trunc_normal_, nn.init.trunc_normal_, {"a": 2.0, "b": 3.0}),
+    ("trunc_normal_", ours.trunc_normal_, nn.init.trunc_normal_, {"a": -2.5, "b": -1.8}),
 ]
 RANDOM_IDS = [f"{name}{kwargs or ''}" for name, _, _, kwargs in RANDOM_INITS]
 
 # Every in-place init, random or not, with default arguments.
 ALL_INITS: list[tuple[str, InitFn, InitFn]] = [
     ("zeros_", ours.zeros_, nn.init.zeros_),
+    ("ones_", ours.ones_, nn.init.ones_),
     *{(name, f, t) for name, f, t, _ in RANDOM_INITS},
 ]
 ALL_INITS.sort(key=lambda row: row[0])
 ALL_IDS = [name for name, _, _ in ALL_INITS]
+
+# The ones that need an argument or a shape of their own (not a plain (4, 3) tensor).
+SPECIAL_INITS: list[tuple[str, InitFn, InitFn]] = [
+    ("constant_", ours.constant_, nn.init.constant_),
+    ("eye_", ours.eye_, nn.init.eye_),
+    ("dirac_", ours.dirac_, nn.init.dirac_),
+    ("sparse_", ours.sparse_, nn.init.sparse_),
+]
 
 LINEAR_SHAPE = (64, 32)  # (out, in)
 CONV_SHAPE = (16, 8, 3, 3)  # (out, in, kh, kw)
@@ -126,6 +149,7 @@ def test_schemes_exported() -> None:
     "name, fn, torch_fn",
     [
         *ALL_INITS,
+        *SPECIAL_INITS,
         ("calculate_gain", calculate_gain, nn.init.calculate_gain),
         (
             "calculate_fan_in_and_fan_out",
@@ -133,7 +157,12 @@ def test_schemes_exported() -> None:
             nn.init._calculate_fan_in_and_fan_out,
         ),
     ],
-    ids=[*ALL_IDS, "calculate_gain", "calculate_fan_in_and_fan_out"],
+    ids=[
+        *ALL_IDS,
+        *[n for n, _, _ in SPECIAL_INITS],
+        "calculate_gain",
+        "calculate_fan_in_and_fan_out",
+    ],
 )
 def test_same_signature_as_torch(name: str, fn: Callable, torch_fn: Callable) -> None:
     def shape(f: Callable) -> list[tuple[str, object, object]]:
@@ -170,6 +199,51 @@ def test_zeros_identical_to_torch() -> None:
     assert_bit_identical(
         ours.zeros_(torch.randn(CONV_SHAPE)), nn.init.zeros_(torch.randn(CONV_SHAPE)), "zeros_"
     )
+
+
+@pytest.mark.parametrize(
+    "name, shape, kwargs",
+    [
+        ("ones_", CONV_SHAPE, {}),
+        ("constant_", CONV_SHAPE, {"val": 0.3}),
+        ("eye_", (3, 5), {}),
+        ("eye_", (5, 3), {}),
+        ("dirac_", (6, 4, 3), {}),
+        ("dirac_", (6, 4, 3, 3), {"groups": 3}),
+        ("dirac_", (4, 6, 3, 2, 3), {"groups": 2}),
+    ],
+)
+def test_deterministic_fills_identical_to_torch(
+    name: str, shape: tuple[int, ...], kwargs: dict[str, Any], device: torch.device
+) -> None:
+    got = getattr(ours, name)(torch.randn(shape, device=device), **kwargs)
+    expected = getattr(nn.init, name)(torch.randn(shape, device=device), **kwargs)
+    assert_bit_identical(got, expected, f"{name}({kwargs}) on {shape}")
+
+
+@pytest.mark.parametrize("use_generator", [False, True], ids=["global_rng", "generator"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kwargs", [{"sparsity": 0.1}, {"sparsity": 0.5, "std": 1.0}])
+def test_sparse_bit_identical_to_torch(
+    kwargs: dict[str, Any], dtype: torch.dtype, use_generator: bool, device: torch.device
+) -> None:
+    # the rows to zero come from the global RNG in both, even with a generator: seed it too
+    common = {"dtype": dtype, "device": device, "use_generator": use_generator}
+    torch.manual_seed(0)
+    got = _sample(ours.sparse_, LINEAR_SHAPE, kwargs, **common)
+    torch.manual_seed(0)
+    expected = _sample(nn.init.sparse_, LINEAR_SHAPE, kwargs, **common)
+    assert_bit_identical(got, expected, f"sparse_({kwargs})")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("kwargs", [{}, {"a": 2.0, "b": 3.0}], ids=["redraw", "tail"])
+def test_trunc_normal_bit_identical_in_half_precision(
+    kwargs: dict[str, Any], dtype: torch.dtype
+) -> None:
+    got = _sample(ours.trunc_normal_, LINEAR_SHAPE, kwargs, dtype=dtype)
+    expected = _sample(nn.init.trunc_normal_, LINEAR_SHAPE, kwargs, dtype=dtype)
+    assert_bit_identical(got, expected, f"trunc_normal_({kwargs}) {dtype}")
 
 
 def test_kaiming_uniform_sqrt5_reproduces_nn_linear_default_init() -> None:
@@ -335,6 +409,167 @@ def test_sample_statistics_match_the_formula(
     if bound is not None:
         assert w.abs().max().item() <= bound, "uniform sample outside (-bound, bound)"
         assert w.abs().max().item() >= 0.99 * bound, "uniform sample never reached the bound"
+
+
+# --------------------------------------------------------------------------- PyTorch's own tests
+# Ported from PyTorch's test/nn/test_init.py (TestNNInit). PyTorch runs scipy's
+# Kolmogorov-Smirnov test and accepts p > 1e-4; scipy is not a dependency here, so the KS
+# statistic and its asymptotic p-value are computed below. Its random sizes and parameters
+# are fixed values here, so every run is the same (the autouse fixture seeds torch).
+
+
+def ks_pvalue(samples: torch.Tensor, cdf: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """Kolmogorov-Smirnov: P(a sample this far from ``cdf`` by chance), asymptotic formula."""
+    x = samples.flatten().double().sort().values
+    n = x.numel()
+    f = cdf(x)
+    i = torch.arange(1, n + 1, dtype=torch.float64)
+    d = float(torch.maximum(i / n - f, f - (i - 1) / n).max())
+    t = (math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n)) * d  # Stephens' small-sample correction
+    return min(1.0, 2 * sum((-1) ** (k - 1) * math.exp(-2 * k * k * t * t) for k in range(1, 101)))
+
+
+def normal_cdf(mean: float, std: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda x: torch.special.ndtr((x - mean) / std)
+
+
+def uniform_cdf(a: float, b: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda x: ((x - a) / (b - a)).clamp(0, 1)
+
+
+def trunc_normal_cdf(mean: float, std: float, a: float, b: float) -> Callable:
+    low, high = normal_cdf(mean, std)(torch.tensor([a, b], dtype=torch.float64))
+    return lambda x: (normal_cdf(mean, std)(x) - low) / (high - low)
+
+
+P_MIN = 1e-4  # PyTorch's threshold
+
+
+def test_ks_pvalue_rejects_the_wrong_distribution() -> None:  # negative control
+    x = torch.randn(2000, dtype=torch.float64)
+    assert ks_pvalue(x, normal_cdf(0, 1)) > P_MIN
+    assert ks_pvalue(x, normal_cdf(0, 1.2)) < P_MIN
+    assert ks_pvalue(x, uniform_cdf(-3, 3)) < P_MIN
+
+
+@pytest.mark.parametrize("shape", [(40,), (30, 40), (8, 6, 5, 4)])
+def test_uniform_is_uniform(shape: tuple[int, ...]) -> None:
+    w = ours.uniform_(torch.empty(shape), a=-1.5, b=0.75)
+    assert ks_pvalue(w, uniform_cdf(-1.5, 0.75)) > P_MIN
+
+
+@pytest.mark.parametrize("shape", [(40,), (30, 40), (8, 6, 5, 4)])
+def test_normal_is_normal(shape: tuple[int, ...]) -> None:
+    w = ours.normal_(torch.empty(shape), mean=0.8, std=0.3)
+    assert ks_pvalue(w, normal_cdf(0.8, 0.3)) > P_MIN
+
+
+@pytest.mark.parametrize(
+    "shape, mean, std, a, b",
+    [
+        ((45,), 1.2, 0.5, 0.4, 1.9),
+        ((30, 40), -2.0, 0.05, -2.1, -1.95),
+        ((8, 6, 5, 4), 0.0, 1.0, -2.0, 2.0),
+        ((30, 40), 0.0, 1.0, 2.0, 3.5),  # the tail sampler
+    ],
+)
+def test_trunc_normal_is_truncated_normal(
+    shape: tuple[int, ...], mean: float, std: float, a: float, b: float
+) -> None:
+    w = ours.trunc_normal_(torch.empty(shape, dtype=torch.float64), mean, std, a, b)
+    assert a <= w.min().item() and w.max().item() <= b
+    assert ks_pvalue(w, trunc_normal_cdf(mean, std, a, b)) > P_MIN
+
+
+def test_trunc_normal_warns_when_the_mean_is_far_outside() -> None:
+    with pytest.warns(UserWarning, match="mean is more than 2 std from"):
+        ours.trunc_normal_(torch.empty(10), mean=5.0, std=1.0, a=-1.0, b=1.0)
+
+
+@pytest.mark.parametrize("use_random_std", [False, True])
+def test_sparse_zeros_in_every_column_and_normal_elsewhere(use_random_std: bool) -> None:
+    rows, cols, sparsity = 33, 31, 0.15
+    std = 0.13 if use_random_std else 0.01
+    kwargs = {"std": std} if use_random_std else {}
+    w = ours.sparse_(torch.empty(rows, cols, dtype=torch.float64), sparsity, **kwargs)
+    zeros_per_column = (w == 0).sum(dim=0)
+    assert (zeros_per_column == math.ceil(sparsity * rows)).all(), zeros_per_column
+    assert ks_pvalue(w[w != 0], normal_cdf(0, std)) > P_MIN
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.7])
+@pytest.mark.parametrize("shape", [(3, 4), (4, 3), (20, 2, 3, 4), (2, 3, 4, 5)])
+def test_orthogonal_is_orthogonal(shape: tuple[int, ...], gain: float) -> None:
+    w = ours.orthogonal_(torch.zeros(shape), gain=gain)
+    rows = shape[0]
+    flat = w.view(rows, -1)
+    cols = flat.shape[1]
+    # QᵀQ = gain²·I for a tall matrix (orthonormal columns), QQᵀ for a wide one
+    product = flat.T @ flat if rows > cols else flat @ flat.T
+    expected = torch.eye(min(rows, cols)) * gain**2
+    torch.testing.assert_close(product, expected, atol=1e-6 * gain**2, rtol=0)
+
+
+def test_orthogonal_of_an_empty_tensor_is_a_no_op() -> None:
+    tensor = torch.empty(0, 3)
+    assert ours.orthogonal_(tensor) is tensor
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 4)])
+def test_eye_is_the_identity(shape: tuple[int, ...]) -> None:
+    w = ours.eye_(torch.randn(shape))
+    assert torch.equal(w, torch.eye(*shape))
+
+
+@pytest.mark.parametrize("dims", [3, 4, 5])
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_dirac_has_one_nonzero_per_preserved_channel(dims: int, groups: int) -> None:
+    out_per_group, in_channels, *kernel = (3, 4, 3, 2, 5)[:dims]
+    w = ours.dirac_(torch.randn(out_per_group * groups, in_channels, *kernel), groups)
+    preserved = min(out_per_group, in_channels)
+    assert torch.count_nonzero(w) == preserved * groups
+    assert w.sum() == preserved * groups
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("conv", [F.conv1d, F.conv2d, F.conv3d], ids=["1d", "2d", "3d"])
+def test_dirac_convolution_passes_the_input_through(conv: Callable, groups: int) -> None:
+    batch, in_c, out_c, size, kernel = 8, 3, 9, 5, 3
+    spatial = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}[conv]
+    x = torch.randn(batch, in_c, *[size] * spatial)
+    w = ours.dirac_(torch.zeros(out_c, in_c, *[kernel] * spatial), groups)
+    y = conv(x, w)
+    inner = (slice(None), slice(None), *[slice(1, -1)] * spatial)
+    per_group = out_c // groups
+    for g in range(groups):
+        torch.testing.assert_close(y[:, per_group * g : per_group * g + in_c], x[inner])
+        assert torch.count_nonzero(y[:, per_group * g + in_c : per_group * (g + 1)]) == 0
+
+
+@pytest.mark.parametrize(
+    "fn, shape",
+    [
+        (ours.eye_, (2, 3, 4)),
+        (ours.eye_, (3,)),
+        (lambda t: ours.sparse_(t, 0.1), (2, 3, 4)),
+        (lambda t: ours.sparse_(t, 0.1), (3,)),
+        (ours.dirac_, (3, 3)),
+        (ours.dirac_, (1, 2, 3, 4, 5, 6)),
+        (ours.orthogonal_, (3,)),
+    ],
+)
+def test_wrong_number_of_dimensions_is_rejected_like_torch(
+    fn: Callable, shape: tuple[int, ...]
+) -> None:
+    with pytest.raises(ValueError, match=r"tensor shape: expected .*dimensions.*, got"):
+        fn(torch.empty(shape))
+
+
+def test_dirac_groups_must_divide_the_out_channels() -> None:
+    with pytest.raises(ValueError, match=r"groups: expected a divisor of the out channels, 5"):
+        ours.dirac_(torch.empty(5, 2, 3), groups=2)
+    with pytest.raises(ValueError):
+        nn.init.dirac_(torch.empty(5, 2, 3), groups=2)
 
 
 @pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
@@ -681,3 +916,13 @@ def test_initialize_rejects_bad_nonlinearity_and_std() -> None:
         initialize(torch_mlp(), "he", nonlinearity="rleu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"std: expected a standard deviation >= 0, got -0\.1"):
         initialize(torch_mlp(), "random", std=-0.1)
+
+
+def test_initialize_a_model_without_linear_layers_is_an_error() -> None:
+    model = nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU())
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(
+        ValueError, match=r"module: expected a model with at least one Linear layer"
+    ):
+        initialize(model, "he")
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))

@@ -4,7 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlconcepts.losses import TargetError, cross_entropy, mse_loss, softmax
+from dlconcepts.losses import (
+    TargetError,
+    binary_cross_entropy_derivative,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    cross_entropy_derivative,
+    mse_loss,
+    softmax,
+)
 
 
 def test_cost_is_the_mean_of_the_losses() -> None:
@@ -93,3 +101,178 @@ def test_mse_shape_mismatch() -> None:
         ValueError, match=r"target shape: expected the input's shape \(5, 3\), got \(5,\)"
     ):
         mse_loss(torch.randn(5, 3), torch.randn(5))
+
+
+# --- the full F.cross_entropy: weights, ignore_index, label smoothing, K-d, probabilities ----
+
+CE_SHAPES = [(5, 4), (4,), (3, 4, 2, 2)]
+
+
+def _target(shape: tuple[int, ...], probabilities: bool) -> torch.Tensor:
+    if probabilities:
+        return torch.rand(shape, dtype=torch.float64, requires_grad=True)
+    class_dim = 0 if len(shape) == 1 else 1
+    t = torch.randint(0, shape[class_dim], shape[:class_dim] + shape[class_dim + 1 :])
+    t.view(-1)[0] = 1  # so ignore_index=1 ignores at least one
+    return t
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
+@pytest.mark.parametrize("ignore_index", [-100, 1])
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weight"])
+@pytest.mark.parametrize("probabilities", [False, True], ids=["indices", "probabilities"])
+@pytest.mark.parametrize("shape", CE_SHAPES, ids=["NC", "C", "NCd1d2"])
+def test_cross_entropy_matches_torch_everywhere(
+    shape: tuple[int, ...],
+    probabilities: bool,
+    weighted: bool,
+    ignore_index: int,
+    label_smoothing: float,
+    reduction: str,
+) -> None:
+    if probabilities and ignore_index >= 0:
+        pytest.skip("torch refuses ignore_index with probabilities (tested below)")
+    z = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    t = _target(shape, probabilities)
+    n_classes = shape[0 if len(shape) == 1 else 1]
+    weight = torch.rand(n_classes, dtype=torch.float64) + 0.5 if weighted else None
+    kwargs = {"ignore_index": ignore_index, "reduction": reduction}
+    kwargs["label_smoothing"] = label_smoothing
+    ours = cross_entropy(z, t, weight, **kwargs)
+    theirs = F.cross_entropy(z, t, weight, **kwargs)
+    # 1-D with ignore_index=1 ignores the only target: NaN, as in torch
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12, equal_nan=True)
+    inputs = [z, t] if probabilities else [z]
+    v = torch.randn_like(ours)
+    for a, b in zip(
+        torch.autograd.grad((ours * v).sum(), inputs),
+        torch.autograd.grad((theirs * v).sum(), inputs),
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_mean_divides_by_the_weights_of_the_targets_not_ignored() -> None:
+    z = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.tensor([0, 2, -100, 2])
+    w = torch.tensor([1.0, 5.0, 2.0], dtype=torch.float64)
+    per = cross_entropy(z, t, w, reduction="none")
+    assert per[2] == 0
+    torch.testing.assert_close(cross_entropy(z, t, w), per.sum() / (1 + 2 + 2))
+
+
+def test_all_targets_ignored_gives_nan_like_torch() -> None:
+    z, t = torch.randn(2, 3), torch.tensor([-100, -100])
+    assert torch.isnan(cross_entropy(z, t)) and torch.isnan(F.cross_entropy(z, t))
+
+
+def test_ignored_target_may_be_out_of_range() -> None:
+    z, t = torch.randn(2, 3), torch.tensor([7, 1])
+    torch.testing.assert_close(
+        cross_entropy(z, t, ignore_index=7), F.cross_entropy(z, t, ignore_index=7)
+    )
+
+
+def test_cross_entropy_derivative_is_softmax_minus_one_hot() -> None:
+    z, t = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 2, 1, 2])
+    expected = torch.softmax(z, -1) - F.one_hot(t, 3)
+    torch.testing.assert_close(cross_entropy_derivative(z, t), expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"weight": torch.ones(4)}, ["weight shape", "(4,)", "(3,), one per class"]),
+        ({"label_smoothing": 1.5}, ["label_smoothing", "[0, 1]", "1.5"]),
+    ],
+)
+def test_bad_cross_entropy_options_give_clear_errors(kwargs: dict, words: list[str]) -> None:
+    with pytest.raises(ValueError) as err:
+        cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), **kwargs)
+    for w in words:
+        assert w in str(err.value), str(err.value)
+    with pytest.raises(RuntimeError):  # torch refuses them too
+        F.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), **kwargs)
+
+
+def test_negative_label_smoothing_is_refused() -> None:
+    # Deliberately stricter than torch, which silently treats a negative value as 0.
+    with pytest.raises(
+        ValueError, match=r"label_smoothing: expected a value in \[0, 1\], got -0.1"
+    ):
+        cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), label_smoothing=-0.1)
+
+
+def test_ignore_index_with_probabilities_is_refused_like_torch() -> None:
+    z, p = torch.randn(2, 3), torch.rand(2, 3)
+    with pytest.raises(ValueError, match="ignore_index: expected a negative value"):
+        cross_entropy(z, p, ignore_index=1)
+    with pytest.raises(RuntimeError):
+        F.cross_entropy(z, p, ignore_index=1)
+
+
+@pytest.mark.parametrize(
+    "target", [torch.tensor([[0, 1]]), torch.rand(2, 3, 1)], ids=["indices", "probabilities"]
+)
+def test_k_dimensional_target_shape_is_checked(target: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="target"):
+        cross_entropy(torch.randn(2, 3, 2), target)
+
+
+# --- out-of-range targets: an error on CPU, no host sync elsewhere --------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_cross_entropy_never_syncs_and_marks_bad_targets_nan() -> None:
+    z = torch.randn(4, 3, device="cuda", requires_grad=True)
+    good, bad = (
+        torch.tensor([0, 2, 1, -100], device="cuda"),
+        torch.tensor([0, 3, 1, 2], device="cuda"),
+    )
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any device-to-host read now raises
+    try:
+        cost = cross_entropy(z, good)
+        cost.backward()
+        per = cross_entropy(z, bad, reduction="none")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(cost, F.cross_entropy(z, good))
+    assert torch.isnan(per[1]) and torch.isfinite(per[[0, 2, 3]]).all()
+
+
+# --- binary cross-entropy on logits ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_with_logits_matches_torch(reduction: str) -> None:
+    z = (torch.randn(5, 3, dtype=torch.float64) * 5).requires_grad_()
+    t = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
+    ours = binary_cross_entropy_with_logits(z, t, reduction)
+    theirs = F.binary_cross_entropy_with_logits(z, t, reduction=reduction)
+    torch.testing.assert_close(ours, theirs)
+    g = torch.ones_like(ours)
+    for a, b in zip(torch.autograd.grad(ours, (z, t), g), torch.autograd.grad(theirs, (z, t), g)):
+        torch.testing.assert_close(a, b)
+
+
+def test_bce_with_logits_is_stable_for_huge_logits() -> None:
+    z = torch.tensor([-1e4, -100.0, 100.0, 1e4], requires_grad=True)
+    t = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    ours = binary_cross_entropy_with_logits(z, t, "none")
+    torch.testing.assert_close(ours, torch.tensor([1e4, 0.0, 0.0, 1e4]))
+    (g,) = torch.autograd.grad(ours.sum(), z)
+    torch.testing.assert_close(g, torch.tensor([-1.0, 0.0, 0.0, 1.0]))
+
+
+def test_bce_derivative_is_sigmoid_minus_target() -> None:
+    z, t = torch.randn(6, dtype=torch.float64), torch.rand(6, dtype=torch.float64)
+    torch.testing.assert_close(binary_cross_entropy_derivative(z, t), torch.sigmoid(z) - t)
+
+
+def test_bce_shape_mismatch_and_bad_reduction() -> None:
+    with pytest.raises(ValueError, match=r"target shape: expected the logits' shape \(5, 3\)"):
+        binary_cross_entropy_with_logits(torch.randn(5, 3), torch.rand(5))
+    with pytest.raises(ValueError, match="reduction"):
+        binary_cross_entropy_with_logits(torch.randn(2), torch.rand(2), "avg")

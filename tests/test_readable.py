@@ -57,6 +57,8 @@ def _inputs(fn: type) -> tuple[torch.Tensor, ...]:
         return x, torch.tensor([0, 3, 1])
     if fn is losses.MSEFunction:
         return x, torch.randn(3, 4, dtype=torch.float64)
+    if fn in (losses.SoftCrossEntropyFunction, losses.BinaryCrossEntropyWithLogitsFunction):
+        return x, torch.rand(3, 4, dtype=torch.float64)  # probabilities as targets
     return (x,)
 
 
