@@ -12,6 +12,8 @@ function                  picture
 :func:`plot_worst`        the test digits with the highest loss
 :func:`plot_init_weights` each initialization's weights against the density its formula says
                           they follow
+:func:`plot_learned_weights` a trained model's first-layer weights as 28×28 images, beside
+                          the same units' initial weights
 ========================= ==================================================================
 
 matplotlib is optional (``pip install -e ".[plot]"``) and imported only inside the drawing
@@ -314,5 +316,37 @@ def plot_init_weights(
     fig.suptitle(
         f"Initial weights of a {fan_in}→{fan_out} layer (histogram) and the density of "
         "their formula (black)"
+    )
+    return _save(fig, path)
+
+
+# --- learned_weights.png ----------------------------------------------------------------------
+
+
+def plot_learned_weights(initial: Tensor, learned: Tensor, path: Path, *, n: int = 10) -> Path:
+    """The first ``n`` hidden units' weights as 28×28 images: initial, learned, and the change.
+
+    ``initial`` and ``learned`` are first-layer weight matrices (hidden, 784). Each unit's
+    784 weights are one image: red where a bright pixel raises the unit's input z, blue where
+    it lowers it. Initial and learned share the learned one's scale; the change, what
+    training wrote into the weights, has its own.
+    """
+    n = min(n, learned.shape[0])
+    fig = _figure(figsize=(1.5 * n, 5.4))
+    axes = fig.subplots(3, n, squeeze=False)
+    side = data.IMAGE_SIDE
+    rows = (("initial", initial), ("learned", learned), ("change", learned - initial))
+    for j in range(n):
+        for row, (what, weights) in enumerate(rows):
+            w = weights[j].float().cpu()
+            scale = float((w if what == "change" else learned[j]).abs().max()) or 1.0
+            ax = axes[row][j]
+            ax.imshow(w.reshape(side, side).numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"unit {j}, {what}\nmax |w| {float(w.abs().max()):.2g}", fontsize=8)
+    fig.suptitle(
+        f"First-layer weights of {n} of {learned.shape[0]} hidden units: initial, learned, and "
+        "learned − initial; red raises the unit's input, blue lowers it"
     )
     return _save(fig, path)

@@ -122,3 +122,33 @@ def test_a_bad_option_is_refused_in_one_line(
 ) -> None:
     pytest.importorskip("matplotlib")
     assert_refused(plot.main, argv, bad, capsys)
+
+
+def test_learned_weights_beside_the_initial_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    cfg = training.TrainConfig(
+        hidden=(16,), epochs=1, max_steps=5, device="cpu", out=str(tmp_path / "run")
+    )
+    training.fit(cfg, *data.load_splits(limit_train=640, limit_test=100), log=lambda line: None)
+    assert plot.main(["weights", "--checkpoint", cfg.out, "--out", str(tmp_path)]) == 0
+    assert f"wrote {tmp_path / plot.LEARNED}" in capsys.readouterr().out
+    assert_png(tmp_path / plot.LEARNED)
+    assert_png(tmp_path / "init_weights.png")
+
+
+@pytest.mark.parametrize("what", ["worst", "weights"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"PK\x03\x04" + b"\x00" * 60, b"\x80\x02}q\x00."],
+    ids=["empty", "zip", "pickle"],
+)
+def test_a_damaged_checkpoint_is_one_line(
+    what: str, content: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    argv = [what, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "img")]
+    assert_refused(plot.main, argv, "checkpoint.pt", capsys)
+    assert not (tmp_path / "img" / plot.LEARNED).exists()

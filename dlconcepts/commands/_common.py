@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from dlconcepts import activations, data, training
+from dlconcepts import activations, backprop, data, training
 
 
 def _bad(value: str, expected: str) -> argparse.ArgumentTypeError:
@@ -69,6 +69,21 @@ def int_list(text: str) -> tuple[int, ...]:
     if any(v < 1 for v in values):
         raise _bad(text, "positive ints like 256,128")
     return values
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    """``"2,2,2"`` -> ``(2, 2, 2)``: an MLP's layer sizes, input to output, at least two."""
+    sizes = int_list(text)
+    if len(sizes) < 2:
+        raise _bad(text, "at least 2 sizes, input to output, like 2,2,2")
+    return sizes
+
+
+def output_activation(text: str) -> str | None:
+    """``none`` (the output is the logits z) -> None, or ``sigmoid``."""
+    if text not in ("none", "sigmoid"):
+        raise _bad(text, "none or sigmoid")
+    return None if text == "none" else text
 
 
 def name_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
@@ -185,6 +200,35 @@ def grid_options() -> argparse.ArgumentParser:
     return parent
 
 
+def network_options(sizes: str | None = "2,2,2") -> argparse.ArgumentParser:
+    """A parent parser with the small network that ``explain`` and ``graph`` show: its
+    ``--sizes``, hidden ``--activation``, ``--output-activation`` and ``--loss``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--sizes", type=layer_sizes, default=sizes, help="layer sizes, input to output"
+    )
+    parent.add_argument(
+        "--activation",
+        choices=tuple(activations.ACTIVATIONS),
+        default="sigmoid",
+        help="activation f of the hidden layers",
+    )
+    parent.add_argument(
+        "--output-activation",
+        type=output_activation,
+        default="sigmoid",
+        help="none (o = z) or sigmoid (o = σ(z), for binary and multi-label targets)",
+    )
+    parent.add_argument(
+        "--loss",
+        choices=backprop.LOSSES,
+        default="squared-error",
+        help="squared-error: E = Σₖ ½ (tₖ − oₖ)²; cross-entropy: softmax cross-entropy on "
+        "the logits, or binary cross-entropy with a sigmoid output",
+    )
+    return parent
+
+
 def out_option(command: str, what: str) -> argparse.ArgumentParser:
     """A parent parser with ``--out``, the folder for ``what``: ``runs/COMMAND`` under the
     current directory unless given, so a command writes into the repository only when asked
@@ -194,6 +238,11 @@ def out_option(command: str, what: str) -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("runs", command), help=f"folder for {what}"
     )
     return parent
+
+
+def checkpoint_path(path: Path) -> Path:
+    """A ``--checkpoint``: a `dlconcepts train --out DIR` folder means its checkpoint.pt."""
+    return path / training.CHECKPOINT if path.is_dir() else path
 
 
 def device(name: str) -> torch.device:

@@ -11,7 +11,9 @@ WHAT                      picture
                           a deep MLP at initialization (``dlconcepts signals``), log scale
 ``worst``                 ``worst_digits.png``: the test digits with the highest loss
 ``weights``               ``init_weights.png``: each initialization's weights against the
-                          density its formula says they follow
+                          density its formula says they follow; with ``--checkpoint`` also
+                          ``learned_weights.png``: its first-layer weights as 28×28 images,
+                          beside the initial ones
 ``all``                   all of the above
 ========================= ==================================================================
 
@@ -43,6 +45,7 @@ FILES: dict[str, str] = {
     "worst": "worst_digits.png",
     "weights": "init_weights.png",
 }
+LEARNED = "learned_weights.png"  # plot weights --checkpoint
 # where `dlconcepts study` and `dlconcepts signals` write when given no --out
 RESULTS = [Path("runs", "study"), Path("runs", "signals")]
 
@@ -106,10 +109,7 @@ def signals_payload(args: argparse.Namespace) -> dict[str, Any]:
 def worst_digits(args: argparse.Namespace, path: Path) -> Path:
     """``worst_digits.png`` for the ``--checkpoint``'s model, or for one trained here."""
     if args.checkpoint is not None:
-        checkpoint = args.checkpoint
-        if checkpoint.is_dir():
-            checkpoint = checkpoint / training.CHECKPOINT
-        model, cfg = training.model_from_checkpoint(checkpoint)
+        model, cfg = training.model_from_checkpoint(_common.checkpoint_path(args.checkpoint))
         test_set = data.load(
             cfg.dataset, train=False, data_dir=args.data_dir, dtype=training.DTYPES[cfg.dtype]
         )
@@ -135,18 +135,29 @@ def worst_digits(args: argparse.Namespace, path: Path) -> Path:
     )
 
 
-def draw(what: str, args: argparse.Namespace) -> Path:
-    """Draw one picture into ``args.out``; returns its path."""
+def learned_weights(checkpoint: Path, path: Path) -> Path:
+    """``learned_weights.png``: the checkpoint's first-layer weights beside the initial ones,
+    rebuilt from its config (the initialization is seeded)."""
+    model, cfg = training.model_from_checkpoint(_common.checkpoint_path(checkpoint))
+    (_, initial), (_, learned) = training.build_model(cfg).linears()[0], model.linears()[0]
+    return figures.plot_learned_weights(initial.weight.detach(), learned.weight.detach(), path)
+
+
+def draw(what: str, args: argparse.Namespace) -> list[Path]:
+    """Draw one picture (two for ``weights --checkpoint``) into ``args.out``; their paths."""
     path = args.out / FILES[what]
     if what == "activations":
-        return figures.plot_activations(path)
+        return [figures.plot_activations(path)]
     if what == "curves":
-        return figures.plot_curves(study_results(args), path)
+        return [figures.plot_curves(study_results(args), path)]
     if what == "signals":
-        return figures.plot_signals(signals_payload(args), path)
+        return [figures.plot_signals(signals_payload(args), path)]
     if what == "worst":
-        return worst_digits(args, path)
-    return figures.plot_init_weights(path, _common.INITS, seed=args.seed)
+        return [worst_digits(args, path)]
+    drawn = [figures.plot_init_weights(path, _common.INITS, seed=args.seed)]
+    if args.checkpoint is not None:
+        drawn.append(learned_weights(args.checkpoint, args.out / LEARNED))
+    return drawn
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         type=Path,
         default=None,
-        help="worst: a `dlconcepts train --out DIR` folder (or its checkpoint.pt) to use "
-        "instead of training a model here for --epochs",
+        help="a `dlconcepts train --out DIR` folder (or its checkpoint.pt): worst uses its "
+        "model instead of training one here for --epochs; weights also draws its learned "
+        "first-layer weights",
     )
     return p
 
@@ -179,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for what in FILES if args.what == "all" else [args.what]:
         try:
-            path = draw(what, args)
+            paths = draw(what, args)
         except (FileNotFoundError, training.CheckpointError, data.DataError) as e:
             failed += _common.error(f"plot {what}: {e}")
         else:
-            print(f"wrote {path}")
+            print("\n".join(f"wrote {path}" for path in paths))
     return 1 if failed else 0

@@ -1,0 +1,137 @@
+"""`dlconcepts explain`: every number of one step, by hand, by autograd and numerically."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from command_line import assert_refused
+
+from dlconcepts import backprop
+from dlconcepts.commands import explain
+
+# Mazur's "A Step by Step Backpropagation Example": 2-2-2 sigmoid, squared error, lr 0.5
+CLASSIC = {
+    "hidden1.weight": [[0.15, 0.20], [0.25, 0.30]],
+    "hidden1.bias": [0.35, 0.35],
+    "output.weight": [[0.40, 0.45], [0.50, 0.55]],
+    "output.bias": [0.60, 0.60],
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert explain.main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_the_default_prints_every_number_and_formula(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run(capsys, "--json", str(tmp_path / "step.json"))
+    for text in (
+        "2-2-2 MLP",
+        "x = [0.05, 0.1], target t = [0.01, 0.99]",
+        "z[0] = 0.05·",  # the weighted sum, term by term
+        "a[1] = σ(",
+        "E = Σₖ ½ (tₖ − oₖ)²",
+        "δ = (o − t) ⊙ σ′(z)",
+        "hidden1: δ = (δ_output W_output) ⊙ f′(z), f′(z) = a(1 − a)",
+        "output.weight[1,0]   δ_output[1]·a_hidden1[0]",
+        "hidden1.bias[1]      δ_hidden1[1]",
+        "θ ← θ − η ∂C/∂θ with η = 0.5",
+        "Cost after the step",
+        "Why gradients accumulate",
+        "∂y/∂a = a + a",
+        "Why backward goes in topological order",
+        "MSEFunctionBackward → SigmoidFunctionBackward → LinearFunctionBackward",
+    ):
+        assert text in out, text
+    # the order: a δ is printed only after every δ above it
+    assert out.index("  output: δ") < out.index("  hidden1: δ")
+    step = json.loads((tmp_path / "step.json").read_text())
+    assert {
+        "forward",
+        "cost",
+        "gradients",
+        "autograd_gradients",
+        "numerical_gradients",
+        "parameters_after",
+        "cost_after",
+    } <= set(step)
+    assert list(step["forward"]) == ["hidden1", "output"]
+    assert step["cost_after"] < step["cost"]
+    for name, manual in step["gradients"].items():
+        manual = torch.tensor(manual, dtype=torch.float64)
+        auto = torch.tensor(step["autograd_gradients"][name], dtype=torch.float64)
+        numerical = torch.tensor(step["numerical_gradients"][name], dtype=torch.float64)
+        assert float((manual - auto).abs().max()) <= 1e-12
+        assert float((manual - numerical).abs().max()) <= 1e-8
+
+
+def test_the_classic_worked_example_from_a_weights_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(CLASSIC))
+    out = run(capsys, "--weights", str(path), "--steps", "3")
+    assert "z[0] = 0.05·0.15 + 0.1·0.2 + 0.35 = 0.3775" in out
+    assert "= 0.298371" in out  # the post's E_total
+    assert "output.weight[0,0] = 0.4 − 0.5·0.082167 = 0.358916" in out  # the post's w5
+    assert "Cost after 3 steps" in out
+
+
+@pytest.mark.parametrize("loss", backprop.LOSSES)
+@pytest.mark.parametrize("output", ["none", "sigmoid"])
+def test_every_output_and_loss(
+    output: str, loss: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--output-activation", output, "--loss", loss, "--activation", "tanh"]
+    if (output, loss) == ("none", "cross-entropy"):
+        argv += ["--sizes", "2,3,3", "--target", "2"]
+    out = run(capsys, *argv, "--json", str(tmp_path / "s.json"))
+    key = (None if output == "none" else output, loss)
+    assert backprop.OUTPUTS[key].delta in out and backprop.OUTPUTS[key].loss in out
+    step = json.loads((tmp_path / "s.json").read_text())
+    for name, manual in step["gradients"].items():
+        auto = torch.tensor(step["autograd_gradients"][name], dtype=torch.float64)
+        numerical = torch.tensor(step["numerical_gradients"][name], dtype=torch.float64)
+        assert float((torch.tensor(manual, dtype=torch.float64) - auto).abs().max()) <= 1e-12
+        assert float((auto - numerical).abs().max()) <= 1e-8
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--input", "1,2,3"], "got 3"),
+        (["--input", "1,x"], "'1,x'"),
+        (["--target", "0.5"], "'0.5'"),
+        (["--output-activation", "none", "--loss", "cross-entropy", "--target", "2"], "'2'"),
+        (["--sizes", "4,3,2"], "--input"),
+        (["--sizes", "2,3,2", "--mnist-index", "0"], "784"),
+        (["--lr", "-1"], "'-1'"),
+        (["--steps", "0"], "'0'"),
+        (["--init", "ones"], "'ones'"),
+        (["--weights", "nowhere.json"], "nowhere.json"),
+    ],
+)
+def test_a_bad_option_is_refused_in_one_line(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(explain.main, argv, bad, capsys)
+
+
+@pytest.mark.parametrize(
+    "content, bad",
+    [
+        ("{not json", "expected JSON"),
+        (json.dumps({"hidden1.weight": [[1, 2], [3, 4]]}), "expected the keys"),
+        (json.dumps({**CLASSIC, "output.bias": [0.6]}), "output.bias: expected shape (2,)"),
+        (json.dumps({**CLASSIC, "output.bias": ["a", "b"]}), "expected numbers"),
+    ],
+)
+def test_a_bad_weights_file_is_refused_in_one_line(
+    content: str, bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.json"
+    path.write_text(content)
+    assert_refused(explain.main, ["--weights", str(path)], bad, capsys)

@@ -1,0 +1,110 @@
+"""`dlconcepts predict`: a PNG made from an MNIST test digit is classified as that digit."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from command_line import assert_refused
+from PIL import Image
+
+from dlconcepts import data, losses, training
+from dlconcepts.commands import predict
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, data.InMemoryDataset]:
+    """A small model trained for a few seconds, and the test digits."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = training.TrainConfig(
+        hidden=(32,), epochs=1, batch_size=64, lr=3e-3, device="cpu", out=str(out)
+    )
+    train, test = data.load_splits(limit_train=3200, limit_test=100)
+    training.fit(cfg, train, test, log=lambda line: None)
+    return out, test
+
+
+def confident_digit(checkpoint: Path, test: data.InMemoryDataset) -> int:
+    """The first test digit the model gets right with over 90% probability."""
+    model, _ = training.model_from_checkpoint(checkpoint / training.CHECKPOINT)
+    with torch.no_grad():
+        p = losses.softmax(model(test.images))
+    right = (p.argmax(1) == test.labels) & (p.max(1).values > 0.9)
+    return int(right.nonzero()[0])
+
+
+def as_png(test: data.InMemoryDataset, index: int, path: Path) -> Path:
+    """Test digit ``index`` as a user's picture: dark ink on white, 4 times the size."""
+    mean, std = data.MEAN_STD["mnist"]
+    pixels = ((test.images[index] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    image = Image.frombytes("L", (28, 28), (255 - pixels).numpy().tobytes())
+    image.resize((112, 112), Image.Resampling.BICUBIC).convert("RGB").save(path)
+    return path
+
+
+def test_a_png_of_a_test_digit_is_classified_correctly(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, test = trained
+    index = confident_digit(run, test)
+    label = int(test.labels[index])
+    png = as_png(test, index, tmp_path / "digit.png")
+    assert predict.main([str(png), "--checkpoint", str(run), "--mnist-index", str(index)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{png}: {label} (") and lines[0].count("%") == 3
+    assert lines[1].startswith(f"mnist test digit {index} (label {label}): {label} (")
+
+
+def test_the_preparation_is_mnist_like() -> None:
+    """Light ink on dark or dark on light, any size: the same 28×28 digit, centred."""
+    image = Image.new("L", (90, 60), 255)
+    image.paste(0, (30, 10, 40, 50))  # a dark bar, off centre
+    field = predict.mnist_like(image)
+    assert field.shape == (28, 28) and field.max() > 0.9 and field[0].max() == 0
+    rows, cols = torch.arange(28.0), torch.arange(28.0)
+    centre = (field.sum(1) @ rows / field.sum(), field.sum(0) @ cols / field.sum())
+    assert abs(centre[0] - 13.5) <= 1 and abs(centre[1] - 13.5) <= 1
+    nonzero = field.nonzero()
+    assert int(nonzero[:, 0].max() - nonzero[:, 0].min()) + 1 == 20  # the longer side
+    with pytest.raises(predict.Unreadable, match="blank"):
+        predict.mnist_like(Image.new("L", (10, 10), 255))
+
+
+def test_an_unreadable_image_is_one_line(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = trained
+    bad = tmp_path / "digit.png"
+    bad.write_bytes(b"not a png")
+    assert_refused(predict.main, [str(bad), "--checkpoint", str(run)], "digit.png", capsys)
+
+
+def test_a_checkpoint_of_another_shape_is_one_line(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = trained
+    ckpt = training.read_checkpoint(run / training.CHECKPOINT)
+    ckpt["config"]["hidden"] = [16]  # says 784-16-10, holds 784-32-10
+    torch.save(ckpt, tmp_path / "other.pt")
+    assert_refused(
+        predict.main,
+        ["--mnist-index", "0", "--checkpoint", str(tmp_path / "other.pt")],
+        "other.pt",
+        capsys,
+    )
+    (tmp_path / "damaged.pt").write_bytes(b"\x00" * 100)
+    argv = ["--mnist-index", "0", "--checkpoint", str(tmp_path / "damaged.pt")]
+    assert_refused(predict.main, argv, "damaged.pt", capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--checkpoint", "nowhere"], "neither"),
+        (["--mnist-index", "0", "--checkpoint", "nowhere"], "nowhere"),
+        (["--mnist-index", "0"], "--checkpoint"),
+    ],
+)
+def test_a_bad_option_is_refused_in_one_line(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(predict.main, argv, bad, capsys)
