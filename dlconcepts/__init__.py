@@ -13,9 +13,20 @@ and around them: ``data`` (MNIST as verified in-memory tensors), ``training`` (t
 evaluation, checkpoints), ``proofs`` (the gradcheck registry), ``experiments`` and
 ``figures`` (the initialization experiments and their pictures). The ``dlconcepts``
 commands live in ``dlconcepts.commands``, one module each.
+
+``import dlconcepts`` alone imports nothing else (not even torch): ``dlconcepts.layers`` and
+the others are imported the first time they are used, so ``dlconcepts --help`` is instant.
 """
 
-from dlconcepts import activations, backprop, init, layers, losses
+import importlib
+from types import ModuleType
 
 __version__ = "0.1.0"
 __all__ = ["activations", "backprop", "init", "layers", "losses"]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``dlconcepts.layers`` and the other concept modules, imported when first used."""
+    if name in __all__:
+        return importlib.import_module(f"dlconcepts.{name}")
+    raise AttributeError(f"module 'dlconcepts' has no attribute {name!r}")

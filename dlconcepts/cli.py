@@ -2,7 +2,8 @@
 
 Each command is a module of ``dlconcepts.commands`` with a ``main(argv) -> int``; this
 file only picks the module and imports it when it is run, so ``dlconcepts check`` does not
-pay for importing what ``dlconcepts plot`` needs.
+pay for importing what ``dlconcepts plot`` needs, and ``dlconcepts --help`` imports nothing
+(not even torch). Ctrl-C ends any command with status 130 and no traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "why zero init fails: hidden units stay identical",
     ),
     "plot": ("dlconcepts.commands.plot", "draw the pictures (needs the 'plot' extra)"),
+    "explain": (
+        "dlconcepts.commands.explain",
+        "one training step of a small network, every number beside its formula",
+    ),
+    "graph": ("dlconcepts.commands.graph", "the autograd graph of an MLP's cost, as Graphviz DOT"),
+    "predict": ("dlconcepts.commands.predict", "classify your own digit images with a checkpoint"),
 }
 
 
@@ -59,5 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(usage(), file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: a command says what it keeps; here, no traceback
+        print(f"dlconcepts {name}: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports Ctrl-C

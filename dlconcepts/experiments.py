@@ -98,7 +98,13 @@ def run_study(
     """
     grid = list(itertools.product(activation_names, inits.items(), seeds))
     runs = []
-    bar = tqdm(grid, desc="study", unit="run", file=sys.stderr, disable=not progress)
+    bar = tqdm(
+        grid,
+        desc="study",
+        unit="run",
+        file=sys.stderr,
+        disable=not (progress and sys.stderr.isatty()),
+    )
     for act, (name, options), seed in bar:
         bar.set_postfix_str(f"{act} + {name}, seed {seed}")
         cfg = dataclasses.replace(base, activation=act, seed=seed, **options)

@@ -8,14 +8,16 @@ The loop is the one every PyTorch example has (pytorch/examples' ``mnist/main.py
         cost.backward()                  # backpropagation through our hand-written backwards
         optimizer.step()
 
-:func:`train_one_epoch` is exactly that, plus the check that a NaN cost is never applied.
+:func:`train_one_epoch` is exactly that, plus the guard that a NaN cost is never applied,
+kept on the device: the loop never waits for the GPU (no ``.item()`` per step).
 :func:`fit` wraps it: one :class:`TrainConfig` in, the model, per-epoch statistics and the
-per-example test losses out; resume, checkpoints, ``metrics.json`` and progress sit around
-the loop, not inside it.
+per-example test losses out; resume, checkpoints, ``metrics.json``, progress and logging
+(:class:`Callback`) sit around the loop, not inside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -23,7 +25,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -161,7 +163,8 @@ class TrainingDiverged(RuntimeError):
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or from a different configuration."""
+    """A checkpoint that is missing, unreadable or from a different configuration, or an
+    output folder that cannot hold one."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -231,23 +234,45 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     cost_fn: Callable[[Tensor, Tensor], Tensor],
-) -> float:
-    """One pass of gradient descent over ``batches``; returns the mean training cost.
+) -> Tensor:
+    """One pass of gradient descent over ``batches``; returns every step's cost, on the device.
 
-    Raises :class:`TrainingDiverged` *before* a NaN or infinite cost reaches the weights.
+    Nothing here waits for the device: from the first NaN or infinite cost on, every update
+    is undone on the device (:func:`applied_while`), so it never reaches the weights, and
+    the caller finds the bad step in the returned costs (:func:`mean_cost`).
     """
-    total, steps = 0.0, 0
-    for step, (x, y) in enumerate(batches, start=1):
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    costs, finite = [], torch.tensor(True, device=params[0].device)
+    for x, y in batches:
         cost = cost_fn(model(x), y)  # the mean loss of this batch
-        value = cost.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"cost is {value} at step {step}")
         optimizer.zero_grad(set_to_none=True)
         cost.backward()  # every parameter's .grad = ∂cost/∂parameter
-        optimizer.step()
+        finite = finite & cost.isfinite()  # every cost so far is finite
+        with applied_while(finite, params):
+            optimizer.step()
         scheduler.step()
-        total, steps = total + value, steps + 1
-    return total / max(steps, 1)
+        costs.append(cost.detach())
+    return torch.stack(costs)
+
+
+@contextlib.contextmanager
+def applied_while(ok: Tensor, params: Sequence[Tensor]) -> Iterator[None]:
+    """What the block does to ``params`` stays where the boolean tensor ``ok`` is true and is
+    undone where it is false, on the device: ``torch.where`` instead of ``if ok.item()``."""
+    before = [p.detach().clone() for p in params]
+    yield
+    with torch.no_grad():
+        for p, old in zip(params, before):
+            p.copy_(torch.where(ok, p, old))
+
+
+def mean_cost(step_costs: list[float]) -> float:
+    """The mean of one epoch's step costs; :class:`TrainingDiverged` names the first step whose
+    cost was not finite (:func:`train_one_epoch` applied neither it nor any update after it)."""
+    for step, value in enumerate(step_costs, start=1):
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"cost is {value} at step {step}")
+    return sum(step_costs) / len(step_costs)
 
 
 @torch.no_grad()
@@ -331,6 +356,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """A dlconcepts checkpoint as a dict; :class:`CheckpointError` for anything else."""
     if not path.is_file():
         raise CheckpointError(f"{path}: expected a dlconcepts checkpoint, found no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{path}: expected a dlconcepts checkpoint, got an empty file (0 bytes); "
+            "delete it to start over, or restore it from a backup"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for damaged files
@@ -347,16 +377,50 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
-    """:func:`read_checkpoint`, then check it was written by a run of the same ``cfg``."""
+    """:func:`read_checkpoint`, then check it was written by a run of the same ``cfg``.
+
+    Only ``epochs`` may differ, to extend (or cut short) a run: never below the epochs the
+    checkpoint has already trained.
+    """
     ckpt = read_checkpoint(path)
     want = config_dict(cfg)
     for key, value in ckpt["config"].items():
-        if key not in RUNTIME_FIELDS and want.get(key) != value:
+        if key not in (*RUNTIME_FIELDS, "epochs") and want.get(key) != value:
             raise CheckpointError(
                 f"{path}: checkpoint was trained with {key}={value!r}, but this run asks for "
                 f"{key}={want.get(key)!r}; resume with the same options or use another --out"
             )
+    if cfg.epochs < ckpt["epoch"]:
+        raise CheckpointError(
+            f"{path}: epochs: expected at least the {ckpt['epoch']} the checkpoint has already "
+            f"trained, got {cfg.epochs}"
+        )
     return ckpt
+
+
+def replan_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> None:
+    """Resuming with another ``--epochs``: from the next step on, the cosine schedule is the one
+    of a run planned for ``steps`` steps from the start (lr = base·(1 + cos(π·step/steps))/2),
+    so a finished run extended from lr 0 warms back up to that curve. Constant stays constant.
+    """
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        scheduler.T_max = steps
+        done = scheduler.last_epoch
+        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base * (1 + math.cos(math.pi * done / steps)) / 2
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and write a file in it, so a bad ``--out`` fails before training."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        found = "an existing file" if folder.is_file() else f"{e.strerror or e} there"
+        raise CheckpointError(
+            f"{folder}: expected a folder to write {what} into, got {found}"
+        ) from None
 
 
 def model_from_checkpoint(path: Path) -> tuple[MLP, TrainConfig]:
@@ -377,6 +441,53 @@ def model_from_checkpoint(path: Path) -> tuple[MLP, TrainConfig]:
 # --- the whole run ---------------------------------------------------------------------------
 
 
+@dataclass
+class Loop:
+    """The run :func:`fit` is running, as a :class:`Callback` sees it."""
+
+    model: MLP
+    optimizer: torch.optim.Optimizer
+    test_set: data.InMemoryDataset
+    cost_fn: Callable[..., Tensor]
+    steps_per_epoch: int
+    start_epoch: int  # > 1 on --resume
+
+    def global_step(self, epoch: int, step: int = 0) -> int:
+        """Steps since the run began, counting a resumed run's earlier epochs too."""
+        return (epoch - 1) * self.steps_per_epoch + step
+
+
+class Callback:
+    """What runs around :func:`fit`'s loop without being part of it (logging, say).
+
+    ``fit`` calls :meth:`start` once, :meth:`after_step` after every update (``fit`` is
+    then between two steps: the model holds that update), :meth:`after_epoch` with the
+    epoch's statistics and step costs, and :meth:`close` however the run ends.
+    """
+
+    def start(self, loop: Loop) -> None:
+        pass
+
+    def after_step(self, epoch: int, step: int) -> None:
+        pass
+
+    def after_epoch(self, stats: EpochStats, step_costs: list[float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _after_each_step(
+    batches: Iterable[Any], epoch: int, callbacks: Sequence[Callback]
+) -> Iterator[Any]:
+    """``batches``, calling every callback's ``after_step`` once the loop is back for more."""
+    for step, batch in enumerate(batches, start=1):
+        yield batch
+        for callback in callbacks:
+            callback.after_step(epoch, step)
+
+
 def fit(
     cfg: TrainConfig,
     train_set: data.InMemoryDataset,
@@ -384,13 +495,16 @@ def fit(
     *,
     log: Callable[[str], None] = print,
     progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Result:
     """Train the model ``cfg`` describes on ``train_set``, evaluating on ``test_set``.
 
     After every epoch it logs one line and, with ``cfg.out``, writes the checkpoint and
-    ``metrics.json`` (atomically); ``cfg.resume`` continues from that checkpoint to exactly
-    the result of an uninterrupted run. ``progress(batches, total, description)`` may wrap
-    each epoch's batches (a progress bar).
+    ``metrics.json`` (atomically); ``cfg.out`` is checked before training starts.
+    ``cfg.resume`` continues from that checkpoint to exactly the result of an uninterrupted
+    run; with more ``epochs`` than the checkpoint's run, it goes on (:func:`replan_schedule`).
+    ``progress(batches, total, description)`` may wrap each epoch's batches (a progress
+    bar); ``callbacks`` see the run step by step (:class:`Callback`).
     """
     device = train_set.device
     torch.manual_seed(cfg.seed)
@@ -408,43 +522,59 @@ def fit(
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if ckpt["config"]["epochs"] != cfg.epochs:
+            replan_schedule(sched, cfg.epochs * steps_per_epoch)
         result.history = [EpochStats(**h) for h in ckpt["history"]]
         start_epoch = ckpt["epoch"] + 1
         log(f"resumed from {out / CHECKPOINT} after epoch {ckpt['epoch']}")
+    if out is not None:
+        check_writable(out, "checkpoints")
 
     # compiled or not, the stepper shares its parameters with ``model``
     stepper: Any = torch.compile(model) if cfg.compile else model
     loss = cost_fn(cfg.impl)
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        shuffled = train_set.batches(
-            cfg.batch_size, shuffle=True, generator=epoch_generator(cfg.seed, epoch)
-        )
-        batches: Iterable[tuple[Tensor, Tensor]] = itertools.islice(shuffled, steps_per_epoch)
-        if progress is not None:
-            batches = progress(batches, steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
-        t0 = time.perf_counter()
-        try:
-            train_cost = train_one_epoch(stepper, batches, opt, sched, loss)
-        except TrainingDiverged as e:
-            raise TrainingDiverged(
-                f"{e} of epoch {epoch}: training stopped before the update. Try a smaller "
-                "--lr or another --init (e.g. xavier/he); the last checkpoint is kept."
-            ) from None
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        losses, predictions = evaluate(model, test_set, loss)
-        accuracy = float((predictions == result.test_labels).float().mean())
-        stats = EpochStats(epoch, train_cost, float(losses.mean()), accuracy, seconds)
-        result.history.append(stats)
-        result.test_losses, result.test_predictions = losses, predictions
-        if out is not None:
-            save_checkpoint(out / CHECKPOINT, cfg, epoch, model, opt, sched, result.history)
-            write_json(out / METRICS, metrics(result, device))
-        log(
-            f"epoch {epoch}/{cfg.epochs}  train cost {train_cost:.4f}  test cost {stats.test_cost:.4f}"
-            f"  test accuracy {100 * accuracy:.2f}%  {seconds:.1f} s"
-        )
+    loop = Loop(model, opt, test_set, loss, steps_per_epoch, start_epoch)
+    for callback in callbacks:
+        callback.start(loop)
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            shuffled = train_set.batches(
+                cfg.batch_size, shuffle=True, generator=epoch_generator(cfg.seed, epoch)
+            )
+            batches = _after_each_step(
+                itertools.islice(shuffled, steps_per_epoch), epoch, callbacks
+            )
+            if progress is not None:
+                batches = progress(batches, steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
+            t0 = time.perf_counter()
+            step_costs = train_one_epoch(stepper, batches, opt, sched, loss).tolist()  # one wait
+            seconds = time.perf_counter() - t0
+            try:
+                train_cost = mean_cost(step_costs)
+            except TrainingDiverged as e:
+                raise TrainingDiverged(
+                    f"{e} of epoch {epoch}: training stopped, no update from it was applied. "
+                    "Try a smaller --lr or another --init (e.g. xavier/he); the last checkpoint "
+                    "is kept."
+                ) from None
+            losses, predictions = evaluate(model, test_set, loss)
+            accuracy = float((predictions == result.test_labels).float().mean())
+            stats = EpochStats(epoch, train_cost, float(losses.mean()), accuracy, seconds)
+            result.history.append(stats)
+            result.test_losses, result.test_predictions = losses, predictions
+            if out is not None:
+                save_checkpoint(out / CHECKPOINT, cfg, epoch, model, opt, sched, result.history)
+                write_json(out / METRICS, metrics(result, device))
+            for callback in callbacks:
+                callback.after_epoch(stats, step_costs)
+            log(
+                f"epoch {epoch}/{cfg.epochs}  train cost {train_cost:.4f}  "
+                f"test cost {stats.test_cost:.4f}  test accuracy {100 * accuracy:.2f}%  "
+                f"{seconds:.1f} s"
+            )
+    finally:
+        for callback in callbacks:
+            callback.close()
 
     if result.test_losses is None:  # resumed a finished run: evaluate once for the summary
         result.test_losses, result.test_predictions = evaluate(model, test_set, loss)

@@ -1,7 +1,14 @@
-"""The `dlconcepts` entry point: every command is reachable, a bad option gets one clear line."""
+"""The `dlconcepts` entry point: every command is reachable, a bad option gets one clear line,
+and asking for help is instant: it imports neither torch nor torchvision."""
+
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
+from command_line import REPO
 
 from dlconcepts import cli
 
@@ -47,6 +54,7 @@ BAD_OPTIONS = [
     ("train --weight-decay -1", "'-1'"),
     ("train --init-std -1", "'-1'"),
     ("train --resume", "resume"),  # without --out
+    ("train --log-every 0", "'0'"),
     ("train --optimizer sgd --momentum -1", "'-1'"),
     ("train --limit-train 70000", "70000"),  # more than the data holds
     ("compare --activations swish", "'swish'"),
@@ -71,3 +79,59 @@ def test_a_bad_option_ends_in_one_line(
         assert before[0].startswith("usage: "), err
         assert all(line.startswith(" ") for line in before[1:]), err
     assert "Traceback" not in err and "['" not in err  # nor the whole command line as a list
+
+
+# A fresh interpreter where importing torch or torchvision fails at once: if asking for help
+# needs either, it ends in an ImportError instead of quietly taking seconds.
+WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = sys.modules["torchvision"] = None
+from dlconcepts.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def help_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", WITHOUT_TORCH, *args, "--help"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_help_imports_neither_torch_nor_torchvision_and_is_quick() -> None:
+    done = help_without_torch()
+    assert done.returncode == 0 and "commands:" in done.stdout, done.stderr
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    seconds = []
+    for _ in range(3):  # the best of three: a busy machine slows one run, not all of them
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "dlconcepts", "--help"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        seconds.append(time.perf_counter() - start)
+    assert min(seconds) <= 0.5, seconds
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dlconcepts/commands/_common.py imports torch and the library (training, data, "
+    "activations) at the top, and every command builds its parser from it",
+)
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_command_help_imports_neither_torch_nor_torchvision(name: str) -> None:
+    done = help_without_torch(name)
+    assert done.returncode == 0 and "--" in done.stdout, done.stderr.strip().splitlines()[-1]
+
+
+def test_ctrl_c_anywhere_is_status_130_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def ctrl_c(name: str) -> None:  # say, while torch is still being imported
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", ctrl_c)
+    assert cli.main(["check"]) == 130
+    assert capsys.readouterr().err == "dlconcepts check: interrupted\n"

@@ -29,7 +29,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils import benchmark
 
 from dlconcepts import activations, data, layers, losses
 from dlconcepts.commands import _common
@@ -73,13 +72,27 @@ def _timing(times: list[float]) -> Timing:
 
 
 def time_interleaved(fns: list[Callable[[], Any]], budget: float, rounds: int = 5) -> list[Timing]:
-    """Per-call times of each statement, measured in alternating rounds (torch's own benchmark
-    timer in each), so a shared machine's drift falls on all of them alike."""
+    """Per-call times of each statement, measured in alternating rounds, so a shared
+    machine's drift falls on all of them alike. Each round times one block of calls, as many
+    as fill its share of ``budget``, and waits for a GPU before stopping the clock.
+
+    (``torch.utils.benchmark`` would do the same, but importing it imports
+    ``torch.utils.cpp_extension``, which warns about ``CUDA_HOME`` on every CPU-only machine.)
+    """
+    share = budget / rounds / len(fns)
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else lambda: None
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for fn, out in zip(fns, times):
-            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-            out.extend(timer.blocked_autorange(min_run_time=budget / rounds / len(fns)).times)
+            t0 = time.perf_counter()
+            fn()  # one call, also a warm-up, tells how many fill the share
+            sync()
+            number = max(1, int(share / (time.perf_counter() - t0)))
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            sync()
+            out.append((time.perf_counter() - t0) / number)
     return [_timing(t) for t in times]
 
 

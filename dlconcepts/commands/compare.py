@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     grid = list(itertools.product(args.dtypes, args.activations, args.inits))
     rows = []
-    for dtype, act, scheme in tqdm(grid, desc="compare", unit="pair", file=sys.stderr):
+    for dtype, act, scheme in tqdm(
+        grid, desc="compare", unit="pair", file=sys.stderr, disable=not sys.stderr.isatty()
+    ):
         cfg = dataclasses.replace(base, activation=act, init=scheme, dtype=dtype)
         try:
             rows.append(compare_pair(cfg, *sets[dtype]))

@@ -4,13 +4,18 @@ The main job: ``dlconcepts train`` with no options trains a 784-800-10 ReLU netw
 init and the hand-written Linear, ReLU and cross-entropy, and reports the per-epoch cost
 and accuracy, then the per-example losses behind the final cost. ``--out DIR`` writes
 ``metrics.json`` and a checkpoint after every epoch, both atomically; ``--resume``
-continues from the checkpoint to the same result as an uninterrupted run.
+continues from the checkpoint to the same result as an uninterrupted run, or, with a larger
+``--epochs``, goes on (the cosine schedule is recomputed for the longer run: see
+``training.replan_schedule``). Ctrl-C keeps the last checkpoint and exits with status 130.
+``--tensorboard DIR`` logs the run for TensorBoard (the ``tensorboard`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
+import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,18 +89,39 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         action="store_true",
         help="torch.compile the model (slower here: see the README's benchmarks)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are only ever drawn when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="log costs, accuracy, learning rate and per-layer histograms for TensorBoard "
+        "(pip install 'dlconcepts[tensorboard]')",
+    )
+    p.add_argument(
+        "--log-every",
+        type=_common.positive_int,
+        default=100,
+        metavar="K",
+        help="with --tensorboard: also log the costs, accuracy and learning rate every K steps",
+    )
     # a preset replaces the defaults of the shared options too; options given still win
     p.set_defaults(**training.PRESETS[preset])
     return p
 
 
-def config_from_args(argv: list[str] | None) -> training.TrainConfig:
-    """The run ``argv`` asks for; a bad option exits with one line naming the bad value."""
+def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | None, int]:
+    """The run ``argv`` asks for, and where and how often to log it for TensorBoard; a bad
+    option exits with one line naming the bad value."""
     preset, _ = preset_option().parse_known_args(argv)
     parser = build_parser(preset.preset)
     args = vars(parser.parse_args(argv))
     dry_run = args.pop("dry_run")
+    tensorboard, log_every = args.pop("tensorboard"), args.pop("log_every")
     del args["preset"]
     args["progress"] = not args.pop("no_progress")
     try:
@@ -104,7 +130,102 @@ def config_from_args(argv: list[str] | None) -> training.TrainConfig:
         parser.error(str(e))
     if dry_run:
         cfg = dataclasses.replace(cfg, epochs=1, max_steps=5, limit_test=cfg.limit_test or 1000)
-    return cfg
+    return cfg, tensorboard, log_every
+
+
+class TensorBoardLog(training.Callback):
+    """``--tensorboard DIR``: the run as TensorBoard shows it, at the run's global step (which
+    a resumed run continues; what an interrupted run logged after its checkpoint is dropped).
+
+    - every ``every`` steps: ``step/test_cost``, ``step/test_accuracy``, ``step/lr`` and
+      ``step/train_cost`` (the mean over those ``every`` steps);
+    - after every epoch: the same as ``epoch/...``, the epoch's means;
+    - at the start and after every epoch, per layer, on one fixed test batch: histograms of
+      ``pre-activations/hidden1`` (what goes into the activation), ``activations/act1``,
+      ``weights/hidden1.weight`` and ``gradients/hidden1.weight``. Vanishing and exploding
+      signals, live: compare ``--activation sigmoid --init random`` with the defaults.
+    """
+
+    def __init__(self, folder: Path, every: int, batch_size: int = 256) -> None:
+        self.folder, self.every, self.batch_size = folder, every, batch_size
+
+    def start(self, loop: training.Loop) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # the optional extra
+
+        self.loop = loop
+        first_step = loop.global_step(loop.start_epoch, 1)
+        self.writer = SummaryWriter(str(self.folder), purge_step=first_step)
+        if loop.start_epoch == 1:
+            self.histograms(0)
+
+    def after_step(self, epoch: int, step: int) -> None:
+        if step % self.every == 0:
+            self.step_scalars(self.loop.global_step(epoch, step))
+
+    def after_epoch(self, stats: training.EpochStats, step_costs: list[float]) -> None:
+        at = self.loop.global_step(stats.epoch + 1)
+        for end in range(self.every, len(step_costs) + 1, self.every):
+            window = step_costs[end - self.every : end]
+            at_end = self.loop.global_step(stats.epoch, end)
+            self.writer.add_scalar("step/train_cost", sum(window) / len(window), at_end)
+        self.writer.add_scalar("epoch/train_cost", stats.train_cost, at)
+        self.writer.add_scalar("epoch/test_cost", stats.test_cost, at)
+        self.writer.add_scalar("epoch/test_accuracy", stats.test_accuracy, at)
+        self.writer.add_scalar("epoch/lr", self.loop.optimizer.param_groups[0]["lr"], at)
+        self.histograms(at)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def step_scalars(self, at: int) -> None:
+        """The test cost and accuracy now, mid-epoch, and the learning rate."""
+        loop = self.loop
+        losses, predictions = training.evaluate(loop.model, loop.test_set, loop.cost_fn)
+        accuracy = (predictions == loop.test_set.labels.cpu()).float().mean()
+        self.writer.add_scalar("step/test_cost", losses.mean(), at)
+        self.writer.add_scalar("step/test_accuracy", accuracy, at)
+        self.writer.add_scalar("step/lr", loop.optimizer.param_groups[0]["lr"], at)
+
+    def histograms(self, at: int) -> None:
+        """Every child's output (forward hooks) and every parameter's value and gradient, on
+        the first ``batch_size`` test examples; the training gradients are left alone."""
+        model, test = self.loop.model, self.loop.test_set
+        outputs: dict[str, torch.Tensor] = {}
+        hooks = [
+            child.register_forward_hook(
+                lambda _module, _input, output, name=name: outputs.update({name: output})
+            )
+            for name, child in model.named_children()
+        ]
+        try:
+            x, y = test.images[: self.batch_size], test.labels[: self.batch_size]
+            cost = self.loop.cost_fn(model(x), y)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        names, params = zip(*model.named_parameters())
+        gradients = torch.autograd.grad(cost, params)
+        for name, output in outputs.items():
+            kind = "activations" if name.startswith("act") else "pre-activations"
+            self.writer.add_histogram(f"{kind}/{name}", output.detach().float(), at)
+        for name, param, gradient in zip(names, params, gradients):
+            self.writer.add_histogram(f"weights/{name}", param.detach().float(), at)
+            self.writer.add_histogram(f"gradients/{name}", gradient.float(), at)
+
+
+def tensorboard_log(folder: Path, every: int) -> TensorBoardLog:
+    """The ``--tensorboard`` logger, checked before any training: tensorboard installed and
+    ``folder`` writable, or one line saying what is wrong."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SystemExit(
+            _common.error(
+                "--tensorboard: expected the tensorboard package, found it not installed; "
+                "pip install 'dlconcepts[tensorboard]' (or pip install tensorboard)"
+            )
+        )
+    training.check_writable(folder, "TensorBoard logs")
+    return TensorBoardLog(folder, every)
 
 
 def progress_bar(batches: Iterable[Any], total: int, description: str) -> Iterable[Any]:
@@ -134,25 +255,50 @@ def print_summary(result: training.Result) -> None:
     )
 
 
+def last_checkpoint(out: str | None) -> str:
+    """What Ctrl-C leaves behind: the last checkpoint's epoch, or that there is none."""
+    if out is None:
+        return "no checkpoint was written (--out DIR keeps one after every epoch)"
+    try:
+        epoch = training.read_checkpoint(Path(out) / training.CHECKPOINT)["epoch"]
+    except training.CheckpointError:
+        return f"no checkpoint was written to {out} yet"
+    return f"the last checkpoint (epoch {epoch}) is kept in {Path(out) / training.CHECKPOINT}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    cfg = config_from_args(argv)
+    cfg, tensorboard, log_every = parse_args(argv)
+    try:
+        return train(cfg, tensorboard, log_every)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {last_checkpoint(cfg.out)}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports Ctrl-C
+    except (training.TrainingDiverged, training.CheckpointError) as e:
+        return _common.error(e)
+
+
+def train(cfg: training.TrainConfig, tensorboard: Path | None, log_every: int) -> int:
+    """The run ``cfg``, printed as it goes; every check on the options and outputs first."""
     device = _common.device(cfg.device)
+    callbacks = [tensorboard_log(tensorboard, log_every)] if tensorboard else []
+    if cfg.out:
+        training.check_writable(Path(cfg.out), "checkpoints")
+    if cfg.compile:  # the compiler's C++ toolchain probe warns about CUDA even on a CPU run
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     print(
         f"dlconcepts train: {cfg.impl} pieces, {cfg.activation} + {cfg.init} init, "
         f"MLP {'-'.join(map(str, cfg.sizes))}, {cfg.optimizer} lr {cfg.lr}, {cfg.epochs} epochs, "
         f"batch {cfg.batch_size}, device {device}, {torch.get_num_threads()} threads"
     )
     train_set, test_set = _common.splits_for(cfg, device)
-    try:
-        result = training.fit(
-            cfg,
-            train_set,
-            test_set,
-            log=lambda line: tqdm.write(line, file=sys.stdout),
-            progress=progress_bar if cfg.progress else None,
-        )
-    except (training.TrainingDiverged, training.CheckpointError) as e:
-        return _common.error(e)
+    result = training.fit(
+        cfg,
+        train_set,
+        test_set,
+        log=lambda line: tqdm.write(line, file=sys.stdout),
+        progress=progress_bar if cfg.progress and sys.stderr.isatty() else None,
+        callbacks=callbacks,
+    )
     print_summary(result)
     if cfg.out:
         out = Path(cfg.out)
