@@ -1,0 +1,123 @@
+"""The notebooks: seven of them, committed with their outputs, and each one runs.
+
+The static tests read the committed ``.ipynb`` files as JSON (no Jupyter needed): seven
+notebooks in the concepts' order, each executed, error-free, with a picture, a marked
+solution and an ``assert`` cell that checks the exercise.
+
+The execution test runs every notebook top to bottom in a fresh kernel (working directory
+``notebooks/``) and fails on any error or on a notebook slower than its budget. It needs the
+``notebooks`` extra (nbclient, nbformat, ipykernel, matplotlib, pillow) and is skipped
+without it. The kernel is started from a kernel spec written for this test that runs
+``sys.executable``, so it is always the Python running pytest, whatever kernels the user
+has installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+EXPECTED = [
+    "01_loss_vs_cost.ipynb",
+    "02_layers.ipynb",
+    "03_backpropagation.ipynb",
+    "04_chain_rule.ipynb",
+    "05_activation_functions.ipynb",
+    "06_weight_initialization.ipynb",
+    "07_mnist_end_to_end.ipynb",
+]
+# seconds one notebook may take, top to bottom in a fresh kernel, on 2 CPU cores
+BUDGET_S = float(os.environ.get("DLCONCEPTS_NOTEBOOK_BUDGET_S", "120"))
+CELL_TIMEOUT_S = 300
+MAX_BYTES = 300_000  # committed with outputs, but small enough to read on a code host
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+
+
+def _source(cell: dict[str, Any]) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def test_seven_notebooks_in_the_concepts_order() -> None:
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_with_outputs_a_picture_and_a_checked_exercise(name: str) -> None:
+    assert (NOTEBOOKS / name).stat().st_size < MAX_BYTES
+    cells = _load(name)["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    outputs = [o for c in code for o in c["outputs"]]
+
+    # executed top to bottom, in order, without an error
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{name}: not executed top to bottom"
+    assert not [o for o in outputs if o["output_type"] == "error"], f"{name}: an error output"
+    assert not [o for o in outputs if o.get("name") == "stderr"], f"{name}: stderr output"
+
+    # at least one picture
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no picture"
+
+    # prose with formulas
+    markdown = [_source(c) for c in cells if c["cell_type"] == "markdown"]
+    assert markdown[0].startswith("# "), f"{name}: no title"
+    assert any("$" in m for m in markdown), f"{name}: no formula"
+
+    # the exercise ends the notebook: a marked solution, then the assert that checks it
+    solution = [i for i, c in enumerate(cells) if _source(c).strip() == "### Solution"]
+    assert len(solution) == 1, f"{name}: no '### Solution' cell"
+    after = cells[solution[0] + 1 :]
+    assert after[0]["cell_type"] == "code", f"{name}: the solution cell is missing"
+    checks = [c for c in after if c["cell_type"] == "code" and "assert " in _source(c)]
+    assert checks, f"{name}: no assert cell after the solution"
+    assert checks[-1] is code[-1], f"{name}: the checking assert is not the last code cell"
+    assert any("correct" in "".join(o.get("text", "")) for o in checks[-1]["outputs"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_runs_top_to_bottom_in_a_fresh_kernel(name: str, tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    kernelspec = pytest.importorskip("ipykernel.kernelspec")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    # a kernel spec that runs this very interpreter (sys.executable), found only by this test
+    kernel_dirs = tmp_path / "kernels"
+    kernelspec.write_kernel_spec(str(kernel_dirs / "dlconcepts-test"))
+    spec = json.loads((kernel_dirs / "dlconcepts-test" / "kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable
+    km = KernelManager(
+        kernel_name="dlconcepts-test",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dirs)]),
+    )
+
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    before = sorted(NOTEBOOKS.rglob("*"))
+    client = nbclient.NotebookClient(
+        nb,
+        km=km,
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},  # the working directory
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError on the first failing cell
+    seconds = time.perf_counter() - start
+
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no picture"
+    assert sorted(NOTEBOOKS.rglob("*")) == before, f"{name} wrote into notebooks/"
+    assert seconds <= BUDGET_S, f"{name} took {seconds:.0f} s, over its budget of {BUDGET_S:.0f} s"
