@@ -28,15 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     rows = [proofs.check_case(c, device) for c in proofs.CASES]
     bp = proofs.check_backprop(device)
-    print(
-        f"{'piece':<32} {'gradcheck':>9} {'gradgrad':>9} {'max |Δvalue|':>13} {'max |Δgrad|':>12}"
-    )
-    for r in rows:
-        print(
-            f"{r.name:<32} {passed(r.gradcheck):>9} {passed(r.gradgradcheck):>9}"
-            f" {r.value_diff:>13.1e} {r.grad_diff:>12.1e}"
+    header = ("piece", "gradcheck", "gradgrad", "max |Δvalue|", "max |Δgrad|")
+    cells = [
+        (
+            r.name,
+            passed(r.gradcheck),
+            passed(r.gradgradcheck),
+            f"{r.value_diff:.1e}",
+            f"{r.grad_diff:.1e}",
         )
-    print(f"{bp.name:<32} {'':>9} {'':>9} {'':>13} {bp.grad_diff:>12.1e}  (relative, vs autograd)")
+        for r in rows
+    ]
+    cells.append((bp.name, "", "", "", f"{bp.grad_diff:.1e}"))
+    print(_common.text_table(header, cells))
+    print(f"({bp.name}: the largest difference from autograd, relative)")
     print("\nThe multivariable chain rule (derivatives along several paths add up):")
     print(chain_rule_paths())
     ok = all(r.ok for r in rows) and bp.grad_diff < 1e-10
