@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import torch
 from torch import Tensor
 
+from dlconcepts import choices
 from dlconcepts._checks import invalid, one_of
 
 if TYPE_CHECKING:
@@ -60,10 +61,10 @@ __all__ = [
     "verify",
 ]
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist")
-IMAGE_SIDE = 28
-NUM_FEATURES = IMAGE_SIDE * IMAGE_SIDE
-NUM_CLASSES = 10
+DATASETS = choices.DATASETS
+IMAGE_SIDE = choices.IMAGE_SIDE
+NUM_FEATURES = choices.NUM_FEATURES
+NUM_CLASSES = choices.NUM_CLASSES
 
 # Mean and standard deviation of the training pixels scaled to [0, 1]; normalizing with them
 # puts the inputs at mean 0, std 1, which is what the initializations in this project assume.

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from dlconcepts import activations, data, training
+from dlconcepts import activations, choices, data, training
 from dlconcepts.layers import MLP
 from dlconcepts.losses import cross_entropy
 
@@ -33,17 +33,8 @@ Inits = Mapping[str, Mapping[str, Any]]
 
 # --- the activation × initialization grid ------------------------------------------------
 
-# The study's recipe, the same for every cell so that the differences come from the
-# activation and the initialization alone: plain SGD with momentum at a constant rate.
-STUDY = training.TrainConfig(
-    hidden=(256, 128),
-    epochs=5,
-    optimizer="sgd",
-    lr=0.05,
-    momentum=0.9,
-    schedule="constant",
-    progress=False,
-)
+# The study's recipe, the same for every cell (defined in choices, for the commands' --help)
+STUDY = choices.STUDY
 # what a --dry-run of the grid trains: 1 epoch of 5 batches on the first 1000 examples
 STUDY_DRY_RUN: dict[str, Any] = {
     "epochs": 1,
@@ -123,8 +114,8 @@ def run_study(
 
 # --- signals through a deep MLP at initialization ----------------------------------------
 
-SIGNALS_BATCH = 512  # MNIST training images in the batch
-SIGNALS_DRY_RUN_BATCH = 64
+SIGNALS_BATCH = choices.SIGNALS_BATCH  # MNIST training images in the batch
+SIGNALS_DRY_RUN_BATCH = choices.SIGNALS_DRY_RUN_BATCH
 # the largest value of each f′: σ′(0) = 1/4, tanh′(0) = 1, relu′(x > 0) = 1
 PEAK_DERIVATIVE = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
 

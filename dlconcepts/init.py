@@ -56,6 +56,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from dlconcepts import choices
 from dlconcepts._checks import invalid, one_of
 
 __all__ = [
@@ -111,7 +112,7 @@ _LINEAR_FNS = (
 )
 NONLINEARITIES: tuple[str, ...] = (*_LINEAR_FNS, "sigmoid", "tanh", "relu", "leaky_relu", "selu")
 FAN_MODES: tuple[str, ...] = ("fan_in", "fan_out")
-SCHEMES: tuple[str, ...] = ("zero", "random", "xavier", "he")
+SCHEMES = choices.SCHEMES
 
 _ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"
 

@@ -33,101 +33,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlconcepts import activations, data, init
+from dlconcepts import choices, data
 from dlconcepts._checks import invalid, one_of
-from dlconcepts.layers import IMPLS, MLP
+from dlconcepts.layers import MLP
 from dlconcepts.losses import cross_entropy
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# the names and defaults the commands offer live in the torch-free module choices
+OPTIMIZERS = choices.OPTIMIZERS
+SCHEDULES = choices.SCHEDULES
+DEVICES = choices.DEVICES
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # keys: choices.DTYPES
+TrainConfig = choices.TrainConfig
+PRESETS = choices.PRESETS
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 CHECKPOINT_FORMAT = "dlconcepts-checkpoint-1"
 # settings that only say where or how fast to run: they may differ on --resume
 RUNTIME_FIELDS = ("device", "data_dir", "download", "out", "resume", "progress", "compile")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (the defaults are the main job)."""
-
-    dataset: str = "mnist"
-    activation: str = "relu"
-    init: str = "he"
-    init_std: float = 0.01  # the std of init="random"
-    impl: str = "custom"
-    hidden: tuple[int, ...] = (800,)
-    epochs: int = 6
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 0.0  # decoupled (AdamW-style for adam), pulls weights towards 0
-    schedule: str = "cosine"  # learning rate: "cosine" decays to 0 over the run, "constant"
-    seed: int = 1
-    device: str = "auto"
-    dtype: str = "float32"
-    data_dir: str | None = None
-    download: bool = False  # fetch the data with torchvision where it is missing (needs a network)
-    out: str | None = None
-    resume: bool = False
-    limit_train: int | None = None
-    limit_test: int | None = None
-    max_steps: int | None = None  # stop each epoch after this many batches (--dry-run)
-    progress: bool = True
-    compile: bool = False  # torch.compile the model for the training steps (see the README)
-
-    def __post_init__(self) -> None:
-        self.hidden = tuple(self.hidden)
-        for name, choices in (
-            ("dataset", data.DATASETS),
-            ("activation", tuple(activations.ACTIVATIONS)),
-            ("init", init.SCHEMES),
-            ("impl", IMPLS),
-            ("optimizer", OPTIMIZERS),
-            ("schedule", SCHEDULES),
-            ("device", DEVICES),
-            ("dtype", tuple(DTYPES)),
-        ):
-            if getattr(self, name) not in choices:
-                raise one_of(name, getattr(self, name), choices)
-        if not self.hidden or any(_not_positive_int(h) for h in self.hidden):
-            raise invalid("hidden", self.hidden, "one or more positive layer sizes")
-        for name in ("epochs", "batch_size", "limit_train", "limit_test", "max_steps"):
-            value = getattr(self, name)
-            if (value is not None or name in ("epochs", "batch_size")) and _not_positive_int(value):
-                raise invalid(name, value, "a positive int")
-        for name, value, positive in (
-            ("lr", self.lr, True),
-            ("init_std", self.init_std, True),
-            ("momentum", self.momentum, False),
-            ("weight_decay", self.weight_decay, False),
-        ):
-            if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
-                raise invalid(name, value, f"a {'positive' if positive else 'non-negative'} number")
-        if self.resume and self.out is None:
-            raise invalid("resume", True, "an out folder holding the checkpoint to resume from")
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (data.NUM_FEATURES, *self.hidden, data.NUM_CLASSES)
-
-
-def _not_positive_int(value: object) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or value < 1
-
-
-# Tuned recipes (plain MLPs: no convolution, no data augmentation); figures in the README.
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # the quickest way to 98% test accuracy here: one wide layer, bigger batches, higher lr
-    "fast": {"hidden": (800,), "batch_size": 256, "lr": 2e-3, "epochs": 4},
-    # beats the best plain MLPs of LeCun's MNIST table (1.53% error): two wide layers,
-    # decoupled weight decay, cosine decay to 0
-    "best": {"hidden": (800, 800), "epochs": 15, "weight_decay": 0.05},
-}
 
 
 @dataclass

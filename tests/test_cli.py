@@ -115,11 +115,6 @@ def test_help_imports_neither_torch_nor_torchvision_and_is_quick() -> None:
     assert min(seconds) <= 0.5, seconds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dlconcepts/commands/_common.py imports torch and the library (training, data, "
-    "activations) at the top, and every command builds its parser from it",
-)
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_command_help_imports_neither_torch_nor_torchvision(name: str) -> None:
     done = help_without_torch(name)

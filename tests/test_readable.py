@@ -128,6 +128,17 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def lazy_import(node: ast.AST) -> bool:
+    """``lazy("module")`` (``_common.lazy``): an import that runs on first use."""
+    return (
+        isinstance(node, ast.Call)
+        and (getattr(node.func, "attr", None) == "lazy" or getattr(node.func, "id", None) == "lazy")
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
+
+
 def package_imports() -> dict[str, set[str]]:
     """Every module of the package -> the package modules it imports (anywhere in it)."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
@@ -141,6 +152,8 @@ def package_imports() -> dict[str, set[str]]:
                 found.add(node.module)
                 # "from dlconcepts import data" imports the module dlconcepts.data
                 found |= {f"{node.module}.{a.name}" for a in node.names}
+            elif lazy_import(node):  # training = _common.lazy("dlconcepts.training")
+                found.add(node.args[0].value)  # type: ignore[attr-defined]
         graph[name] = {m for m in found if m in modules and m != name}
     return graph
 
@@ -191,6 +204,17 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles() -> None:
     assert find_cycle(package_imports()) is None
+
+
+def test_a_lazy_import_counts_as_an_import() -> None:  # negative control
+    (call,) = [
+        n
+        for n in ast.walk(ast.parse('m = _common.lazy("dlconcepts.commands.train")'))
+        if isinstance(n, ast.Call)
+    ]
+    assert lazy_import(call) and call.args[0].value == "dlconcepts.commands.train"
+    graph = package_imports()
+    assert "dlconcepts.training" in graph["dlconcepts.commands.train"]
 
 
 def test_the_cycle_search_finds_a_cycle() -> None:  # negative control

@@ -12,15 +12,38 @@ line naming that value and a non-zero exit, never a traceback::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import torch
+from dlconcepts import choices
 
-from dlconcepts import activations, backprop, data, training
+
+def lazy(name: str) -> ModuleType:
+    """``import name``, run the first time one of its attributes is used: the standard
+    library's recipe (``importlib.util.LazyLoader``). The commands import torch and the
+    library this way, so ``dlconcepts COMMAND --help`` imports neither and takes no time."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:  # as an import does: dlconcepts.training is an attribute of dlconcepts
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
+torch = lazy("torch")
+data = lazy("dlconcepts.data")
+training = lazy("dlconcepts.training")
 
 
 def _bad(value: str, expected: str) -> argparse.ArgumentTypeError:
@@ -102,8 +125,8 @@ def name_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
 
 def device_name(text: str) -> str:
     """``auto``, ``cpu`` or ``cuda``; ``cuda`` only where a CUDA device is there."""
-    if text not in training.DEVICES:
-        raise _bad(text, f"one of {', '.join(training.DEVICES)}")
+    if text not in choices.DEVICES:
+        raise _bad(text, f"one of {', '.join(choices.DEVICES)}")
     if text == "cuda" and not torch.cuda.is_available():
         raise _bad(text, "'cpu' or 'auto' on this machine: no CUDA device is available")
     return text
@@ -115,14 +138,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "hidden": {"type": int_list, "help": "hidden layer sizes, comma-separated"},
     "epochs": {"type": positive_int, "help": "epochs"},
     "batch-size": {"type": positive_int, "help": "batch size"},
-    "optimizer": {"choices": training.OPTIMIZERS, "help": "optimizer"},
+    "optimizer": {"choices": choices.OPTIMIZERS, "help": "optimizer"},
     "lr": {"type": positive_float, "help": "learning rate"},
     "seed": {"type": int, "help": "random seed"},
     "device": {
         "type": device_name,
         "help": "device: auto is CUDA where there is one, else the CPU",
     },
-    "dtype": {"choices": tuple(training.DTYPES), "help": "floating-point type"},
+    "dtype": {"choices": choices.DTYPES, "help": "floating-point type"},
     "data-dir": {"help": "data folder (default: $DLCONCEPTS_DATA or the repo's data/)"},
     "limit-train": {"type": positive_int, "help": "use only the first N training examples"},
     "dry-run": {"action": "store_true", "help": "a few batches only (what CI runs)"},
@@ -138,7 +161,7 @@ INITS: dict[str, dict[str, Any]] = {
     "he": {"init": "he"},
 }
 
-_DEFAULTS = training.TrainConfig()
+_DEFAULTS = choices.TrainConfig()
 DEFAULTS: dict[str, Any] = {
     "hidden": _DEFAULTS.hidden,
     "epochs": _DEFAULTS.epochs,
@@ -190,12 +213,12 @@ def grid_options() -> argparse.ArgumentParser:
     """A parent parser with ``--activations`` and ``--inits``: the activation × :data:`INITS`
     grid of the initialization experiments (``study``, ``signals``), all of it by default."""
     parent = argparse.ArgumentParser(add_help=False)
-    for flag, choices in (
-        ("--activations", tuple(activations.ACTIVATIONS)),
+    for flag, names in (
+        ("--activations", choices.ACTIVATIONS),
         ("--inits", tuple(INITS)),
     ):
         parent.add_argument(
-            flag, type=name_list(choices), default=",".join(choices), help="comma-separated"
+            flag, type=name_list(names), default=",".join(names), help="comma-separated"
         )
     return parent
 
@@ -209,7 +232,7 @@ def network_options(sizes: str | None = "2,2,2") -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--activation",
-        choices=tuple(activations.ACTIVATIONS),
+        choices=choices.ACTIVATIONS,
         default="sigmoid",
         help="activation f of the hidden layers",
     )
@@ -221,7 +244,7 @@ def network_options(sizes: str | None = "2,2,2") -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--loss",
-        choices=backprop.LOSSES,
+        choices=choices.LOSSES,
         default="squared-error",
         help="squared-error: E = Σₖ ½ (tₖ − oₖ)²; cross-entropy: softmax cross-entropy on "
         "the logits, or binary cross-entropy with a sigmoid output",
@@ -256,7 +279,9 @@ def error(message: object) -> int:
     return 1
 
 
-def load_splits(**kwargs: Any) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
+def load_splits(
+    **kwargs: Any,
+) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
     """``data.load_splits(**kwargs)``; a missing data file, or a ``--limit-train`` beyond the
     data (a ``ValueError``), ends the command with its message instead of a traceback."""
     try:

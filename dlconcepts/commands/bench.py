@@ -26,27 +26,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from dlconcepts import activations, data, layers, losses
+from dlconcepts import choices
 from dlconcepts.commands import _common
-from dlconcepts.training import (
-    PRESETS,
-    TrainConfig,
-    build_model,
-    build_optimizer,
-    cost_fn,
-    epoch_generator,
-    fit,
-    train_one_epoch,
-)
+
+torch = _common.lazy("torch")
+activations = _common.lazy("dlconcepts.activations")
+data = _common.lazy("dlconcepts.data")
+layers = _common.lazy("dlconcepts.layers")
+losses = _common.lazy("dlconcepts.losses")
+training = _common.lazy("dlconcepts.training")
 
 SECTIONS = ("activations", "memory", "epoch", "pipeline", "time-to-98")
 # 1x1: no arithmetic to speak of, so the time is the fixed cost of one call
 SHAPES = ((1, 1), (64, 256), (256, 1024), (4096, 4096))
-BUILTIN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 
 
 @dataclasses.dataclass
@@ -126,7 +118,8 @@ def bench_activations(device: torch.device, quick: bool) -> list[dict[str, Any]]
         )
         copy_gbs = 2 * x.numel() * x.element_size() / copy.median / 1e9  # read + write
         for name in activations.ACTIVATIONS:
-            ours_fn, theirs_fn = activations.get(name).apply, BUILTIN[name]
+            # theirs: torch.sigmoid, torch.tanh or torch.relu
+            ours_fn, theirs_fn = activations.get(name).apply, getattr(torch, name)
             ours, theirs = time_interleaved(
                 [fwd_bwd(ours_fn, x, g), fwd_bwd(theirs_fn, x, g)], 2 * budget, rounds
             )
@@ -158,7 +151,7 @@ def saved_bytes(model: torch.nn.Module, impl: str, x: torch.Tensor, y: torch.Ten
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        cost = cost_fn(impl)(model(x), y)
+        cost = training.cost_fn(impl)(model(x), y)
     cost.backward()
     return sum(seen.values())
 
@@ -167,7 +160,7 @@ def bench_memory(train_set: data.InMemoryDataset, device: torch.device) -> dict[
     x, y = train_set.images[:128].clone(), train_set.labels[:128].clone()  # not views of the set
     out = {}
     for impl in ("custom", "torch"):
-        model = build_model(TrainConfig(hidden=(256, 128), impl=impl), device)
+        model = training.build_model(training.TrainConfig(hidden=(256, 128), impl=impl), device)
         out[impl] = saved_bytes(model, impl, x, y)
     return {
         "custom_bytes": out["custom"],
@@ -176,13 +169,15 @@ def bench_memory(train_set: data.InMemoryDataset, device: torch.device) -> dict[
     }
 
 
-def time_epoch(cfg: TrainConfig, train_set: data.InMemoryDataset, device: torch.device) -> float:
-    model = build_model(cfg, device)
+def time_epoch(
+    cfg: training.TrainConfig, train_set: data.InMemoryDataset, device: torch.device
+) -> float:
+    model = training.build_model(cfg, device)
     steps = train_set.num_batches(cfg.batch_size)
-    opt, sched = build_optimizer(cfg, model, steps)
-    batches = train_set.batches(cfg.batch_size, generator=epoch_generator(cfg.seed, 1))
+    opt, sched = training.build_optimizer(cfg, model, steps)
+    batches = train_set.batches(cfg.batch_size, generator=training.epoch_generator(cfg.seed, 1))
     t0 = time.perf_counter()
-    train_one_epoch(model, batches, opt, sched, cost_fn(cfg.impl))
+    training.train_one_epoch(model, batches, opt, sched, training.cost_fn(cfg.impl))
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -191,7 +186,7 @@ def time_epoch(cfg: TrainConfig, train_set: data.InMemoryDataset, device: torch.
 def bench_epoch(
     train_set: data.InMemoryDataset, device: torch.device, repeats: int
 ) -> dict[str, Any]:
-    cfg = TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
+    cfg = training.TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
     runs = {impl: dataclasses.replace(cfg, impl=impl) for impl in ("custom", "torch")}
     times: dict[str, list[float]] = {impl: [] for impl in runs}
     for run in runs.values():
@@ -210,18 +205,20 @@ def bench_step_parts(
     (ReLU) at batch 128: the built-in model with one kind of piece swapped for ours at a time."""
     x, y = train_set.images[:128], train_set.labels[:128]
 
-    def step(linear: type[nn.Module], act: type[nn.Module], cost: Callable[..., Any]) -> Any:
-        model = nn.Sequential(linear(784, 256), act(), linear(256, 128), act(), linear(128, 10)).to(
-            device
-        )
+    def step(
+        linear: type[torch.nn.Module], act: type[torch.nn.Module], cost: Callable[..., Any]
+    ) -> Any:
+        model = torch.nn.Sequential(
+            linear(784, 256), act(), linear(256, 128), act(), linear(128, 10)
+        ).to(device)
         params = list(model.parameters())
         return lambda: torch.autograd.grad(cost(model(x), y), params)
 
     variants = {
-        "built-in": step(nn.Linear, nn.ReLU, F.cross_entropy),
-        "our Linear": step(layers.Linear, nn.ReLU, F.cross_entropy),
-        "our ReLU": step(nn.Linear, activations.ReLU, F.cross_entropy),
-        "our cross-entropy": step(nn.Linear, nn.ReLU, losses.cross_entropy),
+        "built-in": step(torch.nn.Linear, torch.nn.ReLU, torch.nn.functional.cross_entropy),
+        "our Linear": step(layers.Linear, torch.nn.ReLU, torch.nn.functional.cross_entropy),
+        "our ReLU": step(torch.nn.Linear, activations.ReLU, torch.nn.functional.cross_entropy),
+        "our cross-entropy": step(torch.nn.Linear, torch.nn.ReLU, losses.cross_entropy),
         "all ours": step(layers.Linear, activations.ReLU, losses.cross_entropy),
     }
     timings = time_interleaved(list(variants.values()), *((0.1, 1) if quick else (10.0, 5)))
@@ -232,17 +229,19 @@ def bench_pipeline(
     train_set: data.InMemoryDataset, device: torch.device, limit: int | None
 ) -> dict[str, Any]:
     """One epoch of the same model and optimizer, fed by each pipeline."""
-    cfg = TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
+    cfg = training.TrainConfig(hidden=(256, 128), optimizer="sgd", lr=0.05, device=str(device.type))
     loader = data.torchvision_loader("mnist", batch_size=cfg.batch_size, train=True)
 
     def run(batches: Any) -> float:
-        model = build_model(cfg, device)
-        opt, sched = build_optimizer(cfg, model, train_set.num_batches(cfg.batch_size))
+        model = training.build_model(cfg, device)
+        opt, sched = training.build_optimizer(cfg, model, train_set.num_batches(cfg.batch_size))
         t0 = time.perf_counter()
-        train_one_epoch(model, itertools.islice(batches, limit), opt, sched, cost_fn(cfg.impl))
+        training.train_one_epoch(
+            model, itertools.islice(batches, limit), opt, sched, training.cost_fn(cfg.impl)
+        )
         return time.perf_counter() - t0
 
-    gen = epoch_generator(cfg.seed, 1)
+    gen = training.epoch_generator(cfg.seed, 1)
     in_memory = run(train_set.batches(cfg.batch_size, generator=gen))
     dataloader = run((x.to(device).flatten(1), y.to(device)) for x, y in loader)
     return {"in_memory_s": in_memory, "dataloader_s": dataloader, "speedup": dataloader / in_memory}
@@ -252,9 +251,12 @@ def bench_time_to_98(device: torch.device, preset: str, sets: tuple) -> dict[str
     out = {}
     for impl in ("custom", "torch"):
         cfg = dataclasses.replace(
-            TrainConfig(**PRESETS[preset]), impl=impl, device=device.type, progress=False
+            training.TrainConfig(**choices.PRESETS[preset]),
+            impl=impl,
+            device=device.type,
+            progress=False,
         )
-        result = fit(cfg, *sets, log=lambda s: None)
+        result = training.fit(cfg, *sets, log=lambda s: None)
         elapsed, reached = 0.0, None
         for h in result.history:
             elapsed += h.seconds
@@ -370,7 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=_common.positive_int, default=3, help="repeats of each training epoch"
     )
     p.add_argument(
-        "--preset", default="fast", choices=list(PRESETS), help="train preset for time-to-98"
+        "--preset",
+        default="fast",
+        choices=list(choices.PRESETS),
+        help="train preset for time-to-98",
     )
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import warnings
 
-from dlconcepts import proofs
-from dlconcepts.backprop import chain_rule_paths
 from dlconcepts.commands import _common
+
+backprop = _common.lazy("dlconcepts.backprop")
+proofs = _common.lazy("dlconcepts.proofs")
 
 
 def passed(ok: bool) -> str:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     print(_common.text_table(header, cells))
     print(f"({bp.name}: the largest difference from autograd, relative)")
     print("\nThe multivariable chain rule (derivatives along several paths add up):")
-    print(chain_rule_paths())
+    print(backprop.chain_rule_paths())
     ok = all(r.ok for r in rows) and bp.grad_diff < 1e-10
     print(f"\n{'all checks passed' if ok else 'SOME CHECKS FAILED'} (float64, device {device})")
     return 0 if ok else 1

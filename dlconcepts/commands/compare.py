@@ -2,7 +2,7 @@
 
 For every activation × initialization, a custom MLP (our Linear, activation and
 cross-entropy) and a built-in one (``torch.nn.Linear``, ``torch.nn.ReLU``...,
-``F.cross_entropy``) start from the same seed and weights and take the same optimizer
+``torch.nn.functional.cross_entropy``) start from the same seed and weights and take the same optimizer
 steps on the same batches. The table shows how many steps gave bit-identical costs, the
 largest cost difference over the steps, the largest weight difference at the end, and the
 test accuracy of each.
@@ -16,13 +16,15 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import torch
-from torch import Tensor
-from tqdm import tqdm
-
-from dlconcepts import activations, data, init, training
+from dlconcepts import choices
 from dlconcepts.commands import _common
-from dlconcepts.layers import IMPLS
+
+torch = _common.lazy("torch")
+tqdm = _common.lazy("tqdm")
+activations = _common.lazy("dlconcepts.activations")
+data = _common.lazy("dlconcepts.data")
+init = _common.lazy("dlconcepts.init")
+training = _common.lazy("dlconcepts.training")
 
 
 @dataclass
@@ -45,13 +47,13 @@ class Side:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    cost_fn: Callable[..., Tensor]
+    cost_fn: Callable[..., torch.Tensor]
     costs: list[float] = field(default_factory=list)  # the cost of every step so far
 
-    def train_epoch(self, batches: Iterable[tuple[Tensor, Tensor]]) -> None:
+    def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """:func:`training.train_one_epoch` over ``batches``, keeping each step's cost."""
 
-        def recorded(logits: Tensor, target: Tensor) -> Tensor:
+        def recorded(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             cost = self.cost_fn(logits, target)
             self.costs.append(cost.item())
             return cost
@@ -71,7 +73,7 @@ def compare_pair(
     if cfg.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
     sides = []
-    for impl in IMPLS:
+    for impl in choices.IMPLS:
         model = training.build_model(dataclasses.replace(cfg, impl=impl), train_set.device)
         optimizer, scheduler = training.build_optimizer(cfg, model, cfg.epochs * steps_per_epoch)
         sides.append(Side(model, optimizer, scheduler, training.cost_fn(impl)))
@@ -149,13 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         lr=0.05,
     )
     parser = _common.parser("compare", __doc__, [shared])
-    for flag, choices in (
-        ("--activations", tuple(activations.ACTIVATIONS)),
-        ("--inits", init.SCHEMES),
-        ("--dtypes", tuple(training.DTYPES)),
+    for flag, names in (
+        ("--activations", choices.ACTIVATIONS),
+        ("--inits", choices.SCHEMES),
+        ("--dtypes", choices.DTYPES),
     ):
         parser.add_argument(
-            flag, type=_common.name_list(choices), default=",".join(choices), help="comma-separated"
+            flag, type=_common.name_list(names), default=",".join(names), help="comma-separated"
         )
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     grid = list(itertools.product(args.dtypes, args.activations, args.inits))
     rows = []
-    for dtype, act, scheme in tqdm(
+    for dtype, act, scheme in tqdm.tqdm(
         grid, desc="compare", unit="pair", file=sys.stderr, disable=not sys.stderr.isatty()
     ):
         cfg = dataclasses.replace(base, activation=act, init=scheme, dtype=dtype)

@@ -23,12 +23,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from dlconcepts import activations, autograd_graph, backprop, data, init, losses
+from dlconcepts import choices
 from dlconcepts.commands import _common
-from dlconcepts.layers import MLP
+
+torch = _common.lazy("torch")
+activations = _common.lazy("dlconcepts.activations")
+autograd_graph = _common.lazy("dlconcepts.autograd_graph")
+backprop = _common.lazy("dlconcepts.backprop")
+data = _common.lazy("dlconcepts.data")
+init = _common.lazy("dlconcepts.init")
+losses = _common.lazy("dlconcepts.losses")
+layers = _common.lazy("dlconcepts.layers")
 
 SMALL = 12  # a layer this wide or narrower gets every number; a wider one a summary
 INPUT, TARGET = (0.05, 0.10), (0.01, 0.99)  # the classic example's, for 2 inputs, 2 outputs
@@ -62,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared = _common.options("lr", "seed", "data-dir", lr=0.5, seed=1)
     p = _common.parser("explain", __doc__, [_common.network_options(sizes=None), shared])
     p.add_argument(
-        "--init", choices=init.SCHEMES, default="xavier", help="weights, unless --weights"
+        "--init", choices=choices.SCHEMES, default="xavier", help="weights, unless --weights"
     )
     p.add_argument("--weights", type=Path, help="JSON keyed like MLP.state_dict()")
     p.add_argument("--input", type=float_list, help="one example x (default 0.05,0.1)")
@@ -80,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --- the network and the example ------------------------------------------------------------
 
 
-def load_weights(model: MLP, path: Path) -> None:
+def load_weights(model: layers.MLP, path: Path) -> None:
     """Set every parameter of ``model`` from a JSON file keyed like its ``state_dict()``."""
     try:
         values = json.loads(path.read_text())
@@ -108,7 +113,9 @@ def load_weights(model: MLP, path: Path) -> None:
             param.copy_(value)
 
 
-def example(args: argparse.Namespace, sizes: tuple[int, ...]) -> tuple[Tensor, Tensor, str]:
+def example(
+    args: argparse.Namespace, sizes: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The one example (x, t) as (1, in) and (1,) or (1, out) float64 tensors, and its name."""
     label = None
     if args.mnist_index is not None:
@@ -136,7 +143,7 @@ def example(args: argparse.Namespace, sizes: tuple[int, ...]) -> tuple[Tensor, T
     return x, target(args, sizes, label), name
 
 
-def target(args: argparse.Namespace, sizes: tuple[int, ...], label: int | None) -> Tensor:
+def target(args: argparse.Namespace, sizes: tuple[int, ...], label: int | None) -> torch.Tensor:
     classes = sizes[-1]
     if (args.output_activation, args.loss) == (None, "cross-entropy"):
         text = args.target or str(1 if label is None else label)
@@ -159,17 +166,17 @@ def target(args: argparse.Namespace, sizes: tuple[int, ...], label: int | None) 
 # --- printing --------------------------------------------------------------------------------
 
 
-def num(value: float | Tensor) -> str:
-    return f"{value.item() if isinstance(value, Tensor) else value:.6g}"
+def num(value: float | torch.Tensor) -> str:
+    return f"{value.item() if isinstance(value, torch.Tensor) else value:.6g}"
 
 
-def factor(value: float | Tensor) -> str:
+def factor(value: float | torch.Tensor) -> str:
     """A number as a factor of a product: in parentheses when negative."""
     text = num(value)
     return f"({text})" if text.startswith("-") else text
 
 
-def values(t: Tensor) -> str:
+def values(t: torch.Tensor) -> str:
     """Every number of a small tensor, a summary of a large one."""
     flat = t.flatten()
     if flat.numel() <= SMALL:
@@ -180,11 +187,13 @@ def values(t: Tensor) -> str:
     )
 
 
-def is_small(model: MLP) -> bool:
+def is_small(model: layers.MLP) -> bool:
     return max(model.sizes) <= SMALL
 
 
-def output_terms(key: tuple[str | None, str], z: Tensor, o: Tensor, t: Tensor) -> list[str]:
+def output_terms(
+    key: tuple[str | None, str], z: torch.Tensor, o: torch.Tensor, t: torch.Tensor
+) -> list[str]:
     """Each output unit's δ with its numbers, for the output and loss ``key``."""
     if key == (None, "cross-entropy"):
         p = losses.softmax(z)
@@ -196,7 +205,9 @@ def output_terms(key: tuple[str | None, str], z: Tensor, o: Tensor, t: Tensor) -
     return [f"({num(o[k])} − {num(t[k])})·{num(o[k])}·(1 − {num(o[k])})" for k in range(len(z))]
 
 
-def loss_terms(key: tuple[str | None, str], z: Tensor, o: Tensor, t: Tensor) -> str:
+def loss_terms(
+    key: tuple[str | None, str], z: torch.Tensor, o: torch.Tensor, t: torch.Tensor
+) -> str:
     """E with this example's numbers put in."""
     if key == (None, "cross-entropy"):
         return f"−log softmax(z)[{int(t)}] = −log {num(losses.softmax(z)[int(t)])}"
@@ -208,7 +219,7 @@ def loss_terms(key: tuple[str | None, str], z: Tensor, o: Tensor, t: Tensor) -> 
     return " + ".join(f"½({num(tk)} − {num(ok)})²" for tk, ok in zip(t, o))
 
 
-def f_prime_terms(activation: str, a: Tensor) -> str:
+def f_prime_terms(activation: str, a: torch.Tensor) -> str:
     """f′(z) from a = f(z), with the number put in."""
     if activation == "sigmoid":
         return f"{num(a)}·(1 − {num(a)})"
@@ -218,7 +229,7 @@ def f_prime_terms(activation: str, a: Tensor) -> str:
 
 
 def print_forward(
-    model: MLP, tape: list[backprop.LayerValues], key: tuple[str | None, str]
+    model: layers.MLP, tape: list[backprop.LayerValues], key: tuple[str | None, str]
 ) -> None:
     out = backprop.output_layer(*key)
     print("\nForward pass: z = a_prev Wᵀ + b, then a = f(z), layer by layer")
@@ -248,7 +259,10 @@ def print_forward(
 
 
 def print_backward(
-    model: MLP, tape: list[backprop.LayerValues], key: tuple[str | None, str], t: Tensor
+    model: layers.MLP,
+    tape: list[backprop.LayerValues],
+    key: tuple[str | None, str],
+    t: torch.Tensor,
 ) -> None:
     out = backprop.output_layer(*key)
     print("\nBackward pass, from the output down: a δ is known only once every δ above it is")
@@ -284,7 +298,7 @@ def print_backward(
 
 
 def print_gradients(
-    model: MLP, tape: list[backprop.LayerValues], grads: dict[str, dict[str, Tensor]]
+    model: layers.MLP, tape: list[backprop.LayerValues], grads: dict[str, dict[str, torch.Tensor]]
 ) -> None:
     manual, auto, numerical = grads["manual"], grads["autograd"], grads["numerical"]
     print(
@@ -339,7 +353,9 @@ def print_gradients(
         print(f"  largest |by hand − {other}| = {diff:.1e}")
 
 
-def print_update(model: MLP, before: MLP, grads: dict[str, Tensor], lr: float) -> None:
+def print_update(
+    model: layers.MLP, before: layers.MLP, grads: dict[str, torch.Tensor], lr: float
+) -> None:
     print(f"\nUpdate: θ ← θ − η ∂C/∂θ with η = {num(lr)}")
     old = dict(before.named_parameters())
     for name, new in model.named_parameters():
@@ -355,7 +371,9 @@ def print_update(model: MLP, before: MLP, grads: dict[str, Tensor], lr: float) -
             )
 
 
-def descend(model: MLP, x: Tensor, t: Tensor, key: tuple[str | None, str], lr: float) -> None:
+def descend(
+    model: layers.MLP, x: torch.Tensor, t: torch.Tensor, key: tuple[str | None, str], lr: float
+) -> None:
     """One step of gradient descent on ``model``, with the gradients by hand."""
     grads = backprop.manual_gradients(model, x, t, output_activation=key[0], loss=key[1])
     with torch.no_grad():
@@ -364,7 +382,11 @@ def descend(model: MLP, x: Tensor, t: Tensor, key: tuple[str | None, str], lr: f
 
 
 def print_accumulation(
-    model: MLP, tape: list[backprop.LayerValues], x: Tensor, t: Tensor, key: tuple[str | None, str]
+    model: layers.MLP,
+    tape: list[backprop.LayerValues],
+    x: torch.Tensor,
+    t: torch.Tensor,
+    key: tuple[str | None, str],
 ) -> None:
     """Why gradients accumulate: a value used twice, a weight reached through two examples,
     and a second backward without zeroing."""
@@ -400,7 +422,11 @@ def print_accumulation(
 
 
 def print_order(
-    model: MLP, tape: list[backprop.LayerValues], x: Tensor, t: Tensor, key: tuple[str | None, str]
+    model: layers.MLP,
+    tape: list[backprop.LayerValues],
+    x: torch.Tensor,
+    t: torch.Tensor,
+    key: tuple[str | None, str],
 ) -> None:
     """Why backward goes in topological order: the order autograd ran its nodes, and a δ
     computed before all the δs above it are known."""
@@ -433,7 +459,7 @@ def print_order(
 # --- the step --------------------------------------------------------------------------------
 
 
-def nested(tensors: dict[str, Tensor]) -> dict[str, Any]:
+def nested(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     return {name: t.tolist() for name, t in tensors.items()}
 
 
@@ -443,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     key = (args.output_activation, args.loss)
     options = {"output_activation": key[0], "loss": key[1]}
     gen = torch.Generator().manual_seed(args.seed)
-    model = MLP(sizes, args.activation, args.init, generator=gen, dtype=torch.float64)
+    model = layers.MLP(sizes, args.activation, args.init, generator=gen, dtype=torch.float64)
     try:
         if args.weights is not None:
             load_weights(model, args.weights)
@@ -451,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as e:
         return _common.error(e)
 
-    def cost_now() -> Tensor:
+    def cost_now() -> torch.Tensor:
         return backprop.cost(model, x, t, **options)
 
     out = backprop.output_layer(*key)

@@ -17,23 +17,24 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from dlconcepts import autograd_graph, backprop, layers
+from dlconcepts import choices
 from dlconcepts.commands import _common
 
+torch = _common.lazy("torch")
+autograd_graph = _common.lazy("dlconcepts.autograd_graph")
+backprop = _common.lazy("dlconcepts.backprop")
+layers = _common.lazy("dlconcepts.layers")
 
-def torch_squared_error(o: Tensor, t: Tensor) -> Tensor:
+
+def torch_squared_error(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Σ ½ (t − o)² over the batch, by torch."""
-    return F.mse_loss(o, t, reduction="sum") / 2
+    return torch.nn.functional.mse_loss(o, t, reduction="sum") / 2
 
 
 # torch's own version of each cost in backprop.OUTPUTS: the sum over the batch of E
-TORCH_TOTALS: dict[tuple[str | None, str], Callable[[Tensor, Tensor], Tensor]] = {
-    (None, "cross-entropy"): lambda z, t: F.cross_entropy(z, t, reduction="sum"),
-    ("sigmoid", "cross-entropy"): lambda z, t: F.binary_cross_entropy_with_logits(
+TORCH_TOTALS: dict[tuple[str | None, str], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    (None, "cross-entropy"): lambda z, t: torch.nn.functional.cross_entropy(z, t, reduction="sum"),
+    ("sigmoid", "cross-entropy"): lambda z, t: torch.nn.functional.binary_cross_entropy_with_logits(
         z, t, reduction="sum"
     ),
     (None, "squared-error"): torch_squared_error,
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--impl",
-        choices=layers.IMPLS,
+        choices=choices.IMPLS,
         default="custom",
         help="custom: our Functions; torch: torch.nn and torch's losses",
     )

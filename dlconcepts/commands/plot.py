@@ -35,8 +35,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dlconcepts import activations, data, experiments, figures, training
 from dlconcepts.commands import _common
+
+activations = _common.lazy("dlconcepts.activations")
+data = _common.lazy("dlconcepts.data")
+experiments = _common.lazy("dlconcepts.experiments")
+figures = _common.lazy("dlconcepts.figures")
+training = _common.lazy("dlconcepts.training")
 
 FILES: dict[str, str] = {
     "activations": "activations.png",

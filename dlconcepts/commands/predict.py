@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import Tensor
-from torchvision.transforms.functional import pil_to_tensor
+from PIL import UnidentifiedImageError
 
-from dlconcepts import data, losses, training
 from dlconcepts.commands import _common
+
+torch = _common.lazy("torch")
+Image = _common.lazy("PIL.Image")
+ImageOps = _common.lazy("PIL.ImageOps")
+data = _common.lazy("dlconcepts.data")
+losses = _common.lazy("dlconcepts.losses")
+training = _common.lazy("dlconcepts.training")
 
 BOX = 20  # MNIST's digits fit a 20×20 box, centred by mass in 28×28
 TOP = 3
@@ -28,8 +31,11 @@ class Unreadable(ValueError):
     """An image that cannot be read or holds no digit."""
 
 
-def mnist_like(image: Image.Image) -> Tensor:
+def mnist_like(image: Image.Image) -> torch.Tensor:
     """A digit picture as MNIST would have it: (28, 28) floats in [0, 1], light ink on black."""
+    # imported here, not lazily: torch's own import looks into a torchvision in sys.modules
+    from torchvision.transforms.functional import pil_to_tensor
+
     if "A" in image.getbands():  # transparent background: put it on white
         white = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(white, image.convert("RGBA"))
@@ -58,7 +64,7 @@ def mnist_like(image: Image.Image) -> Tensor:
     return field
 
 
-def read_image(path: Path) -> Tensor:
+def read_image(path: Path) -> torch.Tensor:
     """:func:`mnist_like` of the image file at ``path``; :class:`Unreadable` if it is not one."""
     try:
         with Image.open(path) as image:
@@ -69,7 +75,7 @@ def read_image(path: Path) -> Tensor:
         raise Unreadable(f"{path}: expected a PNG or JPEG image, got {reason}") from None
 
 
-def top_classes(model: torch.nn.Module, x: Tensor) -> str:
+def top_classes(model: torch.nn.Module, x: torch.Tensor) -> str:
     """The ``TOP`` most probable classes of one normalised (784,) input, as text."""
     with torch.no_grad():
         p = losses.softmax(model(x.reshape(1, -1)))[0]

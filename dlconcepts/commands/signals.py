@@ -38,10 +38,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from dlconcepts import data, experiments, figures
+from dlconcepts import choices
 from dlconcepts.commands import _common
+
+torch = _common.lazy("torch")
+data = _common.lazy("dlconcepts.data")
+experiments = _common.lazy("dlconcepts.experiments")
+figures = _common.lazy("dlconcepts.figures")
 
 
 def shown_layers(depth: int) -> list[int]:
@@ -125,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch",
         type=_common.positive_int,
-        default=experiments.SIGNALS_BATCH,
-        help=f"MNIST training examples in the batch (--dry-run: {experiments.SIGNALS_DRY_RUN_BATCH})",
+        default=choices.SIGNALS_BATCH,
+        help=f"MNIST training examples in the batch (--dry-run: {choices.SIGNALS_DRY_RUN_BATCH})",
     )
     p.add_argument(
         "--img",

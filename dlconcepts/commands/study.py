@@ -56,11 +56,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from dlconcepts import experiments, training
+from dlconcepts import choices
 from dlconcepts.commands import _common
-from dlconcepts.experiments import Run
+
+torch = _common.lazy("torch")
+experiments = _common.lazy("dlconcepts.experiments")
+training = _common.lazy("dlconcepts.training")
 
 
 def seed_list(text: str) -> tuple[int, ...]:
@@ -71,9 +72,9 @@ def seed_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected ints like 1,2,3, got {text!r}") from None
 
 
-def _groups(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+def _groups(runs: list[experiments.Run]) -> dict[tuple[str, str], list[experiments.Run]]:
     """The runs of each (activation, init), in grid order."""
-    groups: dict[tuple[str, str], list[Run]] = {}
+    groups: dict[tuple[str, str], list[experiments.Run]] = {}
     for r in runs:
         groups.setdefault((r.activation, r.init), []).append(r)
     return groups
@@ -90,7 +91,7 @@ def _percent(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
-def summarize(runs: list[Run]) -> list[dict[str, Any]]:
+def summarize(runs: list[experiments.Run]) -> list[dict[str, Any]]:
     """One row per (activation, init): median, min and max over the seeds that finished."""
     rows = []
     for (act, name), group in _groups(runs).items():
@@ -113,7 +114,7 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def format_table(runs: list[Run], epochs: int) -> str:
+def format_table(runs: list[experiments.Run], epochs: int) -> str:
     """The Markdown table of the grid (values: median [min–max] over seeds)."""
     header = (
         "activation",
@@ -145,7 +146,7 @@ def format_table(runs: list[Run], epochs: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    s = experiments.STUDY
+    s = choices.STUDY
     shared = _common.options(
         "hidden",
         "epochs",
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     inits = {name: _common.INITS[name] for name in args.inits}
     print(
         f"dlconcepts study: {len(args.activations)} activations x {len(inits)} inits x "
-        f"{len(args.seeds)} seeds, MLP {'-'.join(map(str, base.sizes))}, {base.optimizer} "
+        f"{len(args.seeds)} seeds, layers.MLP {'-'.join(map(str, base.sizes))}, {base.optimizer} "
         f"lr {base.lr}, {base.epochs} epochs on {len(train_set):,} examples, device {device}, "
         f"{torch.get_num_threads()} threads",
         flush=True,

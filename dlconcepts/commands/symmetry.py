@@ -34,15 +34,17 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-
-from dlconcepts import activations, data, training
+from dlconcepts import choices
 from dlconcepts.commands import _common
-from dlconcepts.layers import MLP
+
+torch = _common.lazy("torch")
+activations = _common.lazy("dlconcepts.activations")
+data = _common.lazy("dlconcepts.data")
+training = _common.lazy("dlconcepts.training")
+layers = _common.lazy("dlconcepts.layers")
 
 
-def row_spread(weight: Tensor) -> float:
+def row_spread(weight: torch.Tensor) -> float:
     """The largest difference between two rows: ``max over i, j, k of |W[i, k] - W[j, k]|``.
 
     For each column the largest pairwise difference is its max minus its min, so no pairs
@@ -51,12 +53,12 @@ def row_spread(weight: Tensor) -> float:
     return float((weight.amax(dim=0) - weight.amin(dim=0)).max())
 
 
-def distinct_rows(weight: Tensor) -> int:
+def distinct_rows(weight: torch.Tensor) -> int:
     """How many different rows (hidden units) ``weight`` has, compared exactly."""
     return int(torch.unique(weight, dim=0).shape[0])
 
 
-def hidden_layers(model: MLP) -> list[torch.nn.Module]:
+def hidden_layers(model: layers.MLP) -> list[torch.nn.Module]:
     return [layer for name, layer in model.linears() if name != "output"]
 
 
@@ -73,7 +75,10 @@ class Snapshot:
 
 
 def snapshot(
-    model: MLP, step: int, test_set: data.InMemoryDataset, cost_fn: Callable[..., Tensor]
+    model: layers.MLP,
+    step: int,
+    test_set: data.InMemoryDataset,
+    cost_fn: Callable[..., torch.Tensor],
 ) -> Snapshot:
     layers = hidden_layers(model)
     grads = [layer.weight.grad for layer in layers if layer.weight.grad is not None]
@@ -88,7 +93,7 @@ def snapshot(
     )
 
 
-def constant_model(cfg: training.TrainConfig, value: float, device: torch.device) -> MLP:
+def constant_model(cfg: training.TrainConfig, value: float, device: torch.device) -> layers.MLP:
     """``cfg``'s MLP with every weight equal to ``value`` and every bias 0."""
     model = training.build_model(dataclasses.replace(cfg, init="zero"), device)
     with torch.no_grad():
@@ -99,7 +104,7 @@ def constant_model(cfg: training.TrainConfig, value: float, device: torch.device
 
 def endless_batches(
     train_set: data.InMemoryDataset, batch_size: int, seed: int
-) -> Iterator[tuple[Tensor, Tensor]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches, epoch after epoch; the same ``seed`` gives the same batches."""
     for epoch in itertools.count(1):
         yield from train_set.batches(batch_size, generator=training.epoch_generator(seed, epoch))
@@ -220,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _common.parser("symmetry", __doc__, [shared])
     p.add_argument(
         "--activation",
-        choices=list(activations.ACTIVATIONS),
+        choices=list(choices.ACTIVATIONS),
         default="sigmoid",
         help="hidden activation",
     )
@@ -270,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     except training.TrainingDiverged as e:
         return _common.error(f"{e}: try a smaller --constant or --lr")
     print(
-        f"dlconcepts symmetry: MLP {'-'.join(map(str, cfg.sizes))}, {args.activation}, "
+        f"dlconcepts symmetry: layers.MLP {'-'.join(map(str, cfg.sizes))}, {args.activation}, "
         f"every weight = {args.constant:g} vs He init; SGD lr {args.lr} momentum 0.9, batch "
         f"{args.batch_size}, {len(train_set):,} training / {len(test_set):,} test images. "
         "Δ rows = largest difference between two hidden units' rows (over the hidden layers); "

@@ -21,12 +21,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from dlconcepts import activations, data, init, training
+from dlconcepts import choices
 from dlconcepts.commands import _common
-from dlconcepts.layers import IMPLS
+
+torch = _common.lazy("torch")
+tqdm = _common.lazy("tqdm")
+activations = _common.lazy("dlconcepts.activations")
+data = _common.lazy("dlconcepts.data")
+init = _common.lazy("dlconcepts.init")
+training = _common.lazy("dlconcepts.training")
 
 
 def preset_option() -> argparse.ArgumentParser:
@@ -34,7 +37,7 @@ def preset_option() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlconcepts train", add_help=False)
     p.add_argument(
         "--preset",
-        choices=list(training.PRESETS),
+        choices=list(choices.PRESETS),
         default="default",
         help="a tuned recipe; other options override it",
     )
@@ -43,21 +46,24 @@ def preset_option() -> argparse.ArgumentParser:
 
 def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     """Every option of ``dlconcepts train``, with the defaults of ``preset``."""
-    d = training.TrainConfig()
+    d = choices.TrainConfig()
     p = _common.parser("train", __doc__, [_common.options(), preset_option()])
-    p.add_argument("--dataset", choices=data.DATASETS, default=d.dataset, help="dataset")
+    p.add_argument("--dataset", choices=choices.DATASETS, default=d.dataset, help="dataset")
     p.add_argument(
         "--activation",
-        choices=list(activations.ACTIVATIONS),
+        choices=list(choices.ACTIVATIONS),
         default=d.activation,
         help="hidden activation",
     )
-    p.add_argument("--init", choices=init.SCHEMES, default=d.init, help="weight initialization")
+    p.add_argument("--init", choices=choices.SCHEMES, default=d.init, help="weight initialization")
     p.add_argument(
         "--init-std", type=_common.positive_float, default=d.init_std, help="std of --init random"
     )
     p.add_argument(
-        "--impl", choices=IMPLS, default=d.impl, help="hand-written pieces or PyTorch's built-ins"
+        "--impl",
+        choices=choices.IMPLS,
+        default=d.impl,
+        help="hand-written pieces or PyTorch's built-ins",
     )
     p.add_argument(
         "--momentum", type=_common.non_negative_float, default=d.momentum, help="SGD momentum"
@@ -69,7 +75,7 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         help="weight decay (AdamW-style with adam)",
     )
     p.add_argument(
-        "--schedule", choices=training.SCHEDULES, default=d.schedule, help="learning-rate schedule"
+        "--schedule", choices=choices.SCHEDULES, default=d.schedule, help="learning-rate schedule"
     )
     p.add_argument(
         "--download",
@@ -110,7 +116,11 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         help="with --tensorboard: also log the costs, accuracy and learning rate every K steps",
     )
     # a preset replaces the defaults of the shared options too; options given still win
-    p.set_defaults(**training.PRESETS[preset])
+    # (hidden sizes as typed, 800,800, so --help shows them so and argparse converts them)
+    preset_defaults = dict(choices.PRESETS[preset])
+    if "hidden" in preset_defaults:
+        preset_defaults["hidden"] = ",".join(map(str, preset_defaults["hidden"]))
+    p.set_defaults(**preset_defaults)
     return p
 
 
@@ -133,9 +143,11 @@ def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | Non
     return cfg, tensorboard, log_every
 
 
-class TensorBoardLog(training.Callback):
+class TensorBoardLog:
     """``--tensorboard DIR``: the run as TensorBoard shows it, at the run's global step (which
     a resumed run continues; what an interrupted run logged after its checkpoint is dropped).
+    A :class:`training.Callback` by its four methods, not by subclassing: a base class would
+    import the library, and torch, as soon as ``dlconcepts train --help`` loads this module.
 
     - every ``every`` steps: ``step/test_cost``, ``step/test_accuracy``, ``step/lr`` and
       ``step/train_cost`` (the mean over those ``every`` steps);
@@ -230,7 +242,7 @@ def tensorboard_log(folder: Path, every: int) -> TensorBoardLog:
 
 def progress_bar(batches: Iterable[Any], total: int, description: str) -> Iterable[Any]:
     """A progress bar over one epoch's batches, on stderr: piped output stays clean."""
-    return tqdm(batches, total=total, desc=description, unit="batch", leave=False)
+    return tqdm.tqdm(batches, total=total, desc=description, unit="batch", leave=False)
 
 
 def print_summary(result: training.Result) -> None:
@@ -295,7 +307,7 @@ def train(cfg: training.TrainConfig, tensorboard: Path | None, log_every: int) -
         cfg,
         train_set,
         test_set,
-        log=lambda line: tqdm.write(line, file=sys.stdout),
+        log=lambda line: tqdm.tqdm.write(line, file=sys.stdout),
         progress=progress_bar if cfg.progress and sys.stderr.isatty() else None,
         callbacks=callbacks,
     )

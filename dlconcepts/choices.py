@@ -1,0 +1,125 @@
+"""The names and defaults the ``dlconcepts`` commands offer, in a module that imports no torch.
+
+``dlconcepts COMMAND --help`` has to list every choice and default (the activations, the
+optimizers, a preset's settings...). Were they read from the modules that define the
+pieces, asking for help would import torch and take seconds; here they are plain strings
+and numbers, and those modules re-export them (``training.OPTIMIZERS is
+choices.OPTIMIZERS``), so the names are declared once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from dlconcepts._checks import invalid, one_of
+
+ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu")  # activations.ACTIVATIONS' keys
+SCHEMES: tuple[str, ...] = ("zero", "random", "xavier", "he")  # init.SCHEMES
+IMPLS: tuple[str, ...] = ("custom", "torch")  # layers.IMPLS
+LOSSES: tuple[str, ...] = ("cross-entropy", "squared-error")  # backprop.LOSSES
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist")  # data.DATASETS
+IMAGE_SIDE = 28
+NUM_FEATURES = IMAGE_SIDE * IMAGE_SIDE
+NUM_CLASSES = 10
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DTYPES: tuple[str, ...] = ("float32", "float64")  # training.DTYPES' keys
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (the defaults are the main job)."""
+
+    dataset: str = "mnist"
+    activation: str = "relu"
+    init: str = "he"
+    init_std: float = 0.01  # the std of init="random"
+    impl: str = "custom"
+    hidden: tuple[int, ...] = (800,)
+    epochs: int = 6
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0  # decoupled (AdamW-style for adam), pulls weights towards 0
+    schedule: str = "cosine"  # learning rate: "cosine" decays to 0 over the run, "constant"
+    seed: int = 1
+    device: str = "auto"
+    dtype: str = "float32"
+    data_dir: str | None = None
+    download: bool = False  # fetch the data with torchvision where it is missing (needs a network)
+    out: str | None = None
+    resume: bool = False
+    limit_train: int | None = None
+    limit_test: int | None = None
+    max_steps: int | None = None  # stop each epoch after this many batches (--dry-run)
+    progress: bool = True
+    compile: bool = False  # torch.compile the model for the training steps (see the README)
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)
+        for name, choices in (
+            ("dataset", DATASETS),
+            ("activation", ACTIVATIONS),
+            ("init", SCHEMES),
+            ("impl", IMPLS),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("device", DEVICES),
+            ("dtype", DTYPES),
+        ):
+            if getattr(self, name) not in choices:
+                raise one_of(name, getattr(self, name), choices)
+        if not self.hidden or any(_not_positive_int(h) for h in self.hidden):
+            raise invalid("hidden", self.hidden, "one or more positive layer sizes")
+        for name in ("epochs", "batch_size", "limit_train", "limit_test", "max_steps"):
+            value = getattr(self, name)
+            if (value is not None or name in ("epochs", "batch_size")) and _not_positive_int(value):
+                raise invalid(name, value, "a positive int")
+        for name, value, positive in (
+            ("lr", self.lr, True),
+            ("init_std", self.init_std, True),
+            ("momentum", self.momentum, False),
+            ("weight_decay", self.weight_decay, False),
+        ):
+            if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                raise invalid(name, value, f"a {'positive' if positive else 'non-negative'} number")
+        if self.resume and self.out is None:
+            raise invalid("resume", True, "an out folder holding the checkpoint to resume from")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (NUM_FEATURES, *self.hidden, NUM_CLASSES)
+
+
+def _not_positive_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 1
+
+
+# Tuned recipes (plain MLPs: no convolution, no data augmentation); figures in the README.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # the quickest way to 98% test accuracy here: one wide layer, bigger batches, higher lr
+    "fast": {"hidden": (800,), "batch_size": 256, "lr": 2e-3, "epochs": 4},
+    # beats the best plain MLPs of LeCun's MNIST table (1.53% error): two wide layers,
+    # decoupled weight decay, cosine decay to 0
+    "best": {"hidden": (800, 800), "epochs": 15, "weight_decay": 0.05},
+}
+
+# The study's recipe (experiments.STUDY), the same for every cell so that the differences
+# come from the activation and the initialization alone: plain SGD with momentum at a
+# constant rate.
+STUDY = TrainConfig(
+    hidden=(256, 128),
+    epochs=5,
+    optimizer="sgd",
+    lr=0.05,
+    momentum=0.9,
+    schedule="constant",
+    progress=False,
+)
+SIGNALS_BATCH = 512  # MNIST training images in the signals' batch (experiments.SIGNALS_BATCH)
+SIGNALS_DRY_RUN_BATCH = 64
