@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlconcepts import choices, data
+from dlconcepts import choices, data, distributed
 from dlconcepts._checks import invalid, one_of
 from dlconcepts.layers import MLP
 from dlconcepts.losses import cross_entropy
@@ -155,8 +155,13 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     cost_fn: Callable[[Tensor, Tensor], Tensor],
+    reduce_cost: Callable[[Tensor], Tensor] = distributed.mean_over_ranks,
 ) -> Tensor:
     """One pass of gradient descent over ``batches``; returns every step's cost, on the device.
+
+    With several processes each one's cost is the mean over its slice of the batch, and
+    ``reduce_cost`` (the mean over the ranks) makes it the whole batch's cost, the same on
+    every rank: a NaN anywhere stops every rank at the same step.
 
     Nothing here waits for the device (no ``.item()``): from the first NaN or infinite cost
     on, every gradient is zeroed on the device before the optimizer sees it
@@ -169,11 +174,12 @@ def train_one_epoch(
         cost = cost_fn(model(x), y)  # the mean loss of this batch
         optimizer.zero_grad(set_to_none=True)
         cost.backward()  # every parameter's .grad = ∂cost/∂parameter
-        finite = finite & cost.isfinite()  # every cost so far is finite
+        batch_cost = reduce_cost(cost.detach())
+        finite = finite & batch_cost.isfinite()  # every cost so far is finite
         zero_grads_unless(finite, params)
         optimizer.step()
         scheduler.step()
-        costs.append(cost.detach())
+        costs.append(batch_cost)
     return torch.stack(costs)
 
 
@@ -431,6 +437,8 @@ def fit(
     bar); ``callbacks`` see the run step by step (:class:`Callback`).
     """
     device = train_set.device
+    world = distributed.current()
+    distributed.check_even_split(len(train_set), cfg.batch_size, world)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, device)
     steps_per_epoch = train_set.num_batches(cfg.batch_size)
@@ -453,9 +461,11 @@ def fit(
         log(f"resumed from {out / CHECKPOINT} after epoch {ckpt['epoch']}")
     if out is not None:
         check_writable(out, "checkpoints")
+    writes = out is not None and world.rank == 0  # one process writes for all
 
-    # compiled or not, the stepper shares its parameters with ``model``
-    stepper: Any = torch.compile(model) if cfg.compile else model
+    # wrapped in DDP or not, compiled or not, the stepper shares its parameters with ``model``
+    stepper: Any = distributed.wrap(model, device) if world.size > 1 else model
+    stepper = torch.compile(stepper) if cfg.compile else stepper
     loss = cost_fn(cfg.impl)
     loop = Loop(model, opt, test_set, loss, steps_per_epoch, start_epoch)
     for callback in callbacks:
@@ -465,9 +475,8 @@ def fit(
             shuffled = train_set.batches(
                 cfg.batch_size, shuffle=True, generator=epoch_generator(cfg.seed, epoch)
             )
-            batches = _after_each_step(
-                itertools.islice(shuffled, steps_per_epoch), epoch, callbacks
-            )
+            mine = distributed.rank_slice(shuffled, world)  # all of it with one process
+            batches = _after_each_step(itertools.islice(mine, steps_per_epoch), epoch, callbacks)
             if progress is not None:
                 batches = progress(batches, steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
             t0 = time.perf_counter()
@@ -486,7 +495,7 @@ def fit(
             stats = EpochStats(epoch, train_cost, float(losses.mean()), accuracy, seconds)
             result.history.append(stats)
             result.test_losses, result.test_predictions = losses, predictions
-            if out is not None:
+            if writes:
                 save_checkpoint(out / CHECKPOINT, cfg, epoch, model, opt, sched, result.history)
                 write_json(out / METRICS, metrics(result, device))
             for callback in callbacks:
@@ -502,7 +511,7 @@ def fit(
 
     if result.test_losses is None:  # resumed a finished run: evaluate once for the summary
         result.test_losses, result.test_predictions = evaluate(model, test_set, loss)
-        if out is not None:
+        if writes:
             write_json(out / METRICS, metrics(result, device))
     return result
 
@@ -541,4 +550,6 @@ def metrics(result: Result, device: torch.device) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
+        "world_size": distributed.current().size,
+        "backend": distributed.current().backend,
     }

@@ -27,6 +27,7 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
         "training epoch",
         "our cross-entropy",
         "DataLoader",
+        "data-parallel epoch",
     ):
         assert word in text, text
     results = json.loads(out.read_text())
@@ -36,6 +37,8 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
     assert {r["shape"] for r in results["activations"]} == {"1x1", "64x256"}
     parts = results["epoch"]["step_parts"]
     assert set(parts) == {"built-in", "our Linear", "our ReLU", "our cross-entropy", "all ours"}
+    parallel = results["data-parallel"]
+    assert parallel["1"] > 0 and parallel["2"] > 0 and 0 < parallel["communication_s"]
 
 
 def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,9 @@ Each time is a median over repeats, with the min–max range.
 - epoch: one training epoch of a 784-256-128-10 MLP, custom pieces against built-in, and
   what each kind of hand-written piece adds to one forward+backward,
 - pipeline: one epoch with the in-memory batches against DataLoader + ToTensor,
-- time-to-98: training seconds until the test accuracy first reaches 98%.
+- time-to-98: training seconds until the test accuracy first reaches 98%,
+- data-parallel: one epoch in 1 process and in 2 (``train --nproc 2``), and the share of
+  the 2-process epoch spent in the gradients' all-reduce.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import argparse
 import dataclasses
 import functools
 import itertools
+import json
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dlconcepts import choices
@@ -32,11 +37,12 @@ from dlconcepts.commands import _common
 torch = _common.lazy("torch")
 activations = _common.lazy("dlconcepts.activations")
 data = _common.lazy("dlconcepts.data")
+distributed = _common.lazy("dlconcepts.distributed")
 layers = _common.lazy("dlconcepts.layers")
 losses = _common.lazy("dlconcepts.losses")
 training = _common.lazy("dlconcepts.training")
 
-SECTIONS = ("activations", "memory", "epoch", "pipeline", "time-to-98")
+SECTIONS = ("activations", "memory", "epoch", "pipeline", "time-to-98", "data-parallel")
 # 1x1: no arithmetic to speak of, so the time is the fixed cost of one call
 SHAPES = ((1, 1), (64, 256), (256, 1024), (4096, 4096))
 
@@ -270,6 +276,47 @@ def bench_time_to_98(device: torch.device, preset: str, sets: tuple) -> dict[str
     return out
 
 
+def data_parallel_epoch(device: torch.device, cfg: training.TrainConfig, folder: Path) -> None:
+    """One rank of :func:`bench_data_parallel`: one epoch of ``cfg``, then the time of one
+    all-reduce of every gradient, times the epoch's steps; rank 0 writes both to ``folder``."""
+    train_set, test_set = _common.splits_for(cfg, device)
+    result = training.fit(cfg, train_set, test_set, log=lambda line: None)
+    size = sum(p.numel() for p in result.model.parameters())
+    gradients = torch.zeros(size, dtype=training.DTYPES[cfg.dtype], device=device)
+    repeats = 20
+    distributed.mean_over_ranks(gradients)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        distributed.mean_over_ranks(gradients)
+    steps = train_set.num_batches(cfg.batch_size)
+    if distributed.current().rank == 0:
+        communication = (time.perf_counter() - t0) / repeats * steps
+        seconds = {"seconds": result.train_seconds, "communication_s": communication}
+        (folder / "data-parallel.json").write_text(json.dumps(seconds))
+
+
+def bench_data_parallel(device: torch.device, quick: bool) -> dict[str, Any]:
+    """One epoch of the 784-256-128-10 MLP with 1 process and with 2 (each with half the
+    threads), and the 2-process epoch's communication share."""
+    cfg = training.TrainConfig(
+        hidden=(256, 128),
+        epochs=1,
+        optimizer="sgd",
+        lr=0.05,
+        device=str(device.type),
+        limit_train=2048 if quick else None,
+        limit_test=1000,
+        progress=False,
+    )
+    one = training.fit(cfg, *_common.splits_for(cfg, device), log=lambda line: None)
+    if device.type == "cuda" and torch.cuda.device_count() < 2:
+        return {"1": one.train_seconds}
+    with tempfile.TemporaryDirectory() as folder:
+        distributed.launch(2, device, data_parallel_epoch, (cfg, Path(folder)))
+        two = json.loads((Path(folder) / "data-parallel.json").read_text())
+    return {"1": one.train_seconds, "2": two["seconds"], "communication_s": two["communication_s"]}
+
+
 def report(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']}", ""]
     if "activations" in results:
@@ -346,6 +393,17 @@ def report(results: dict[str, Any]) -> str:
                 f"time to 98% test accuracy ({results['preset']} preset, {impl}): {reached} of training "
                 f"(final {100 * r['final_accuracy']:.2f}% after {r['train_seconds']:.1f} s)"
             )
+    if "data-parallel" in results:
+        r = results["data-parallel"]
+        two = (
+            f"{r['2']:.2f} s with 2 ({100 * r['communication_s'] / r['2']:.0f}% of it in the "
+            "gradients' all-reduce)"
+            if "2" in r
+            else "2 processes need 2 GPUs"
+        )
+        lines.append(
+            f"data-parallel epoch (784-256-128-10, batch 128): {r['1']:.2f} s with 1, {two}"
+        )
     return "\n".join(lines)
 
 
@@ -406,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         results["pipeline"] = bench_pipeline(sets[0], device, 5 if quick else None)
     if "time-to-98" in args.only and not quick:
         results["time-to-98"] = bench_time_to_98(device, args.preset, sets)
+    if "data-parallel" in args.only:
+        results["data-parallel"] = bench_data_parallel(device, quick)
     print(report(results))
     if args.json:
         _common.write_json(args.json, _jsonable(results))

@@ -8,6 +8,9 @@ continues from the checkpoint to the same result as an uninterrupted run, or, wi
 ``--epochs``, goes on (the cosine schedule is recomputed for the longer run: see
 ``training.replan_schedule``). Ctrl-C keeps the last checkpoint and exits with status 130.
 ``--tensorboard DIR`` logs the run for TensorBoard (the ``tensorboard`` extra).
+``--nproc N`` trains data-parallel in N local processes (``dlconcepts.distributed``), as
+does ``torchrun --nproc_per_node N -m dlconcepts train``; ``--batch-size`` stays the global
+batch, and the run follows the one-process trajectory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ torch = _common.lazy("torch")
 tqdm = _common.lazy("tqdm")
 activations = _common.lazy("dlconcepts.activations")
 data = _common.lazy("dlconcepts.data")
+distributed = _common.lazy("dlconcepts.distributed")
 init = _common.lazy("dlconcepts.init")
 training = _common.lazy("dlconcepts.training")
 
@@ -91,6 +95,14 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         help="use only the first N test examples",
     )
     p.add_argument(
+        "--nproc",
+        type=_common.positive_int,
+        default=1,
+        metavar="N",
+        help="train data-parallel in N local processes (gloo on CPU, NCCL on CUDA); "
+        "--batch-size is the global batch, split evenly over them",
+    )
+    p.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the model (slower here: see the README's benchmarks)",
@@ -124,14 +136,15 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | None, int]:
-    """The run ``argv`` asks for, and where and how often to log it for TensorBoard; a bad
-    option exits with one line naming the bad value."""
+def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | None, int, int]:
+    """The run ``argv`` asks for, where and how often to log it for TensorBoard, and in how
+    many processes; a bad option exits with one line naming the bad value."""
     preset, _ = preset_option().parse_known_args(argv)
     parser = build_parser(preset.preset)
     args = vars(parser.parse_args(argv))
     dry_run = args.pop("dry_run")
     tensorboard, log_every = args.pop("tensorboard"), args.pop("log_every")
+    nproc = args.pop("nproc")
     del args["preset"]
     args["progress"] = not args.pop("no_progress")
     try:
@@ -140,7 +153,7 @@ def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | Non
         parser.error(str(e))
     if dry_run:
         cfg = dataclasses.replace(cfg, epochs=1, max_steps=5, limit_test=cfg.limit_test or 1000)
-    return cfg, tensorboard, log_every
+    return cfg, tensorboard, log_every, nproc
 
 
 class TensorBoardLog:
@@ -279,20 +292,38 @@ def last_checkpoint(out: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, tensorboard, log_every = parse_args(argv)
+    cfg, tensorboard, log_every, nproc = parse_args(argv)
+    device = _common.device(cfg.device)
     try:
-        return train(cfg, tensorboard, log_every)
+        if nproc > 1:
+            distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every))
+            return 0
+        if distributed.launched_by_torchrun():
+            train_rank(distributed.start(device), cfg, tensorboard, log_every)
+            return 0
+        return train(cfg, tensorboard, log_every, device)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {last_checkpoint(cfg.out)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
-    except (training.TrainingDiverged, training.CheckpointError) as e:
+    except (training.TrainingDiverged, training.CheckpointError, distributed.WorkerFailed) as e:
         return _common.error(e)
+    finally:
+        distributed.stop()
 
 
-def train(cfg: training.TrainConfig, tensorboard: Path | None, log_every: int) -> int:
+def train_rank(
+    device: torch.device, cfg: training.TrainConfig, tensorboard: Path | None, log_every: int
+) -> None:
+    """One rank of a data-parallel run, in a process group already started."""
+    train(cfg, tensorboard, log_every, device)
+
+
+def train(
+    cfg: training.TrainConfig, tensorboard: Path | None, log_every: int, device: torch.device
+) -> int:
     """The run ``cfg``, printed as it goes; every check on the options and outputs first."""
-    device = _common.device(cfg.device)
-    callbacks = [tensorboard_log(tensorboard, log_every)] if tensorboard else []
+    world = distributed.current()
+    callbacks = [tensorboard_log(tensorboard, log_every)] if tensorboard and world.rank == 0 else []
     if cfg.out:
         training.check_writable(Path(cfg.out), "checkpoints")
     if cfg.compile:  # the compiler's C++ toolchain probe warns about CUDA even on a CPU run
@@ -301,6 +332,7 @@ def train(cfg: training.TrainConfig, tensorboard: Path | None, log_every: int) -
         f"dlconcepts train: {cfg.impl} pieces, {cfg.activation} + {cfg.init} init, "
         f"MLP {'-'.join(map(str, cfg.sizes))}, {cfg.optimizer} lr {cfg.lr}, {cfg.epochs} epochs, "
         f"batch {cfg.batch_size}, device {device}, {torch.get_num_threads()} threads"
+        + (f", {world.size} processes ({world.backend})" if world.size > 1 else "")
     )
     train_set, test_set = _common.splits_for(cfg, device)
     result = training.fit(

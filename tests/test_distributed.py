@@ -1,0 +1,168 @@
+"""Data-parallel training (``dlconcepts.distributed``): 2 ranks follow 1 rank's trajectory.
+
+The process group is started once for the module: one launch of 2 gloo processes on
+localhost (a ``file://`` rendezvous in a temporary folder) trains every case and saves what
+it got; the tests compare that with the same runs in this one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlconcepts import data, distributed, training
+from dlconcepts.training import TrainConfig
+
+SMALL = TrainConfig(
+    hidden=(32,),
+    epochs=1,
+    batch_size=100,
+    max_steps=4,
+    dtype="float64",
+    device="cpu",
+    schedule="constant",
+    progress=False,
+    seed=3,
+)
+CASES = {
+    f"{impl}-{optimizer}": dataclasses.replace(SMALL, impl=impl, optimizer=optimizer, lr=lr)
+    for impl in ("custom", "torch")
+    for optimizer, lr in (("sgd", 0.05), ("adam", 1e-3))
+}
+CASES["float32"] = dataclasses.replace(SMALL, dtype="float32")
+
+
+def splits(cfg: TrainConfig) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
+    return data.load_splits(limit_train=1000, limit_test=500, dtype=training.DTYPES[cfg.dtype])
+
+
+def quiet(cfg: TrainConfig) -> training.Result:
+    return training.fit(cfg, *splits(cfg), log=lambda line: None)
+
+
+def two_rank_runs(device: torch.device, folder: Path) -> None:
+    """Every case, then a run that diverges and one that a later run resumes, on one group."""
+    rank = distributed.current().rank
+    for name, cfg in CASES.items():
+        result = quiet(cfg)
+        if rank == 0:
+            torch.save(result.model.state_dict(), folder / f"{name}.pt")
+            torch.save(result.test_losses, folder / f"{name}-losses.pt")
+    train_set, test_set = splits(SMALL)
+    train_set.images[7] = float("nan")  # in one rank's slice of one batch: the other's is fine
+    try:
+        training.fit(dataclasses.replace(SMALL, max_steps=None), train_set, test_set)
+    except training.TrainingDiverged as e:
+        (folder / f"diverged-{rank}.txt").write_text(str(e))
+    quiet(dataclasses.replace(SMALL, out=str(folder / "resume"), max_steps=None))
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ddp")
+    distributed.launch(2, torch.device("cpu"), two_rank_runs, (folder,))
+    return folder
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_ranks_follow_one_rank(two_ranks: Path, name: str) -> None:
+    one = quiet(CASES[name])
+    two = torch.load(two_ranks / f"{name}.pt", weights_only=True)
+    tolerance = 1e-9 if CASES[name].dtype == "float64" else 1e-5
+    assert two.keys() == one.model.state_dict().keys()  # no DDP "module." prefix
+    for key, value in one.model.state_dict().items():
+        torch.testing.assert_close(two[key], value, atol=tolerance, rtol=0)
+    losses = torch.load(two_ranks / f"{name}-losses.pt", weights_only=True)
+    torch.testing.assert_close(losses, one.test_losses, atol=tolerance, rtol=0)
+
+
+def test_a_nan_cost_stops_every_rank_at_the_same_step(two_ranks: Path) -> None:
+    messages = {(two_ranks / f"diverged-{rank}.txt").read_text() for rank in (0, 1)}
+    assert len(messages) == 1 and "at step" in messages.pop()
+
+
+def test_resume_with_another_nproc_equals_the_uninterrupted_run(two_ranks: Path) -> None:
+    out = two_ranks / "resume"
+    metrics = training.json.loads((out / training.METRICS).read_text())
+    assert (metrics["world_size"], metrics["backend"]) == (2, "gloo")
+    longer = dataclasses.replace(SMALL, max_steps=None, epochs=2)
+    resumed = quiet(dataclasses.replace(longer, out=str(out), resume=True))
+    uninterrupted = quiet(longer)
+    for key, value in uninterrupted.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, atol=1e-9, rtol=0)
+
+
+def test_every_batch_must_split_evenly() -> None:
+    world = distributed.World(0, 2, "gloo")
+    with pytest.raises(ValueError, match="batch_size: expected a multiple of the 2 processes"):
+        distributed.check_even_split(1000, 99, world)
+    with pytest.raises(ValueError, match=r"limit_train: .*last partial batch \(5 of 100\)"):
+        distributed.check_even_split(1005, 100, world)
+    distributed.check_even_split(1010, 100, world)  # a last batch of 10: 5 each
+
+
+def test_rank_slices_are_disjoint_and_cover_the_batch() -> None:
+    x, y = torch.arange(12.0).reshape(6, 2), torch.arange(6)
+    slices = [
+        next(distributed.rank_slice([(x, y)], distributed.World(rank, 3))) for rank in range(3)
+    ]
+    assert torch.equal(torch.cat([s[0] for s in slices]), x)
+    assert torch.equal(torch.cat([s[1] for s in slices]), y)
+
+
+def fail_on_rank_1(device: torch.device, how: str) -> None:
+    if distributed.current().rank == 1:
+        if how == "raise":
+            raise RuntimeError("boom")
+        os.kill(os.getpid(), signal.SIGKILL)
+    torch.distributed.barrier()  # rank 0 waits for a rank that never comes
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("raise", "rank 1 raised RuntimeError: boom"), ("die", "rank 1 died (signal SIGKILL)")],
+)
+def test_a_failed_worker_ends_the_run_in_bounded_time(how: str, message: str) -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(distributed.WorkerFailed) as failed:
+        distributed.launch(2, torch.device("cpu"), fail_on_rank_1, (how,))
+    assert str(failed.value) == message
+    assert time.perf_counter() - t0 < 30
+
+
+def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(SMALL, hidden=(16,), optimizer="sgd", lr=0.05, max_steps=None)
+    cfg = dataclasses.replace(cfg, limit_train=400, limit_test=100, out=str(tmp_path))
+    common = [sys.executable, "-m", "dlconcepts", "train", "--dtype", "float64", "--hidden", "16"]
+    common += ["--epochs", "1", "--limit-train", "400", "--limit-test", "100", "--seed", "3"]
+    common += ["--optimizer", "sgd", "--lr", "0.05", "--schedule", "constant", "--device", "cpu"]
+    run = [*common, "--batch-size", "100", "--nproc", "2", "--out", str(tmp_path)]
+    subprocess.run(run, check=True, timeout=120, capture_output=True)
+    two = torch.load(tmp_path / training.CHECKPOINT, weights_only=True)["model"]
+    one = training.fit(cfg, *data.load_splits(limit_train=400, limit_test=100, dtype=torch.float64))
+    for key, value in one.model.state_dict().items():
+        torch.testing.assert_close(two[key], value, atol=1e-9, rtol=0)
+    uneven = subprocess.run(
+        [*common, "--batch-size", "99", "--nproc", "2"], capture_output=True, text=True, timeout=120
+    )
+    assert uneven.returncode == 1
+    last_line = uneven.stderr.strip().splitlines()[-1]
+    assert re.match(
+        r"error: rank [01] raised ValueError: batch_size: expected a multiple", last_line
+    )
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices for NCCL")
+def test_nccl_two_gpus_follow_one(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(CASES["custom-sgd"], device="cuda")
+    distributed.launch(2, torch.device("cuda"), two_rank_runs, (tmp_path,))
+    assert (tmp_path / "custom-sgd.pt").is_file() and quiet(cfg).history
