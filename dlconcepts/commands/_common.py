@@ -177,6 +177,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def as_typed(default: Any) -> Any:
+    """A default as it is typed on the command line: (256, 128) becomes "256,128", so
+    ``--help`` shows it so and argparse runs it through the option's ``type``."""
+    return ",".join(map(str, default)) if isinstance(default, tuple) else default
+
+
 def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
     """A parent parser holding the shared options ``names`` (all of them when none is named).
 
@@ -186,9 +192,7 @@ def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     for name in names or OPTIONS:
         dest = name.replace("-", "_")
-        default = defaults.pop(dest, DEFAULTS[name])
-        if isinstance(default, tuple):  # show (256, 128) as it is typed: 256,128
-            default = ",".join(map(str, default))
+        default = as_typed(defaults.pop(dest, DEFAULTS[name]))
         parent.add_argument(f"--{name}", default=default, **OPTIONS[name])
     if defaults:
         raise TypeError(f"options: no shared option for {', '.join(defaults)}")

@@ -128,11 +128,7 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         help="with --tensorboard: also log the costs, accuracy and learning rate every K steps",
     )
     # a preset replaces the defaults of the shared options too; options given still win
-    # (hidden sizes as typed, 800,800, so --help shows them so and argparse converts them)
-    preset_defaults = dict(choices.PRESETS[preset])
-    if "hidden" in preset_defaults:
-        preset_defaults["hidden"] = ",".join(map(str, preset_defaults["hidden"]))
-    p.set_defaults(**preset_defaults)
+    p.set_defaults(**{k: _common.as_typed(v) for k, v in choices.PRESETS[preset].items()})
     return p
 
 
