@@ -37,6 +37,13 @@ from torch import Tensor, nn
 
 from dlconcepts._checks import invalid
 
+# torch.distributed.nn's functions take ``group=group.WORLD`` as a default, evaluated on
+# import. Imported after a group starts (DDP imports it, through torch.compile's modules),
+# those defaults keep the group alive past destroy_process_group, and its gloo threads
+# outlive the interpreter: a SIGABRT at exit, in about 1 run in 6. So import it first.
+if dist.is_available():
+    import torch.distributed.nn
+
 # a collective that waits longer than this raises on every rank instead of hanging
 TIMEOUT = datetime.timedelta(seconds=60)
 # after one worker fails, how long the others get to exit before they are killed

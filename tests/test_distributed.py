@@ -8,6 +8,7 @@ it got; the tests compare that with the same runs in this one process.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -49,6 +50,13 @@ def quiet(cfg: TrainConfig) -> training.Result:
     return training.fit(cfg, *splits(cfg), log=lambda line: None)
 
 
+def gloo_threads() -> list[str]:
+    """The names of this process's gloo threads (Linux names its threads in /proc)."""
+    tasks = Path("/proc/self/task")
+    names = [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+    return sorted(name for name in names if "gloo" in name)
+
+
 def two_rank_runs(device: torch.device, folder: Path) -> None:
     """Every case, then a run that diverges and one that a later run resumes, on one group."""
     rank = distributed.current().rank
@@ -64,6 +72,10 @@ def two_rank_runs(device: torch.device, folder: Path) -> None:
     except training.TrainingDiverged as e:
         (folder / f"diverged-{rank}.txt").write_text(str(e))
     quiet(dataclasses.replace(SMALL, out=str(folder / "resume"), max_steps=None))
+    # the group's gloo threads end with it: left to the interpreter's exit, they can abort it
+    while_in_group = gloo_threads()
+    distributed.stop()
+    (folder / f"threads-{rank}.json").write_text(json.dumps([while_in_group, gloo_threads()]))
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +111,14 @@ def test_resume_with_another_nproc_equals_the_uninterrupted_run(two_ranks: Path)
     uninterrupted = quiet(longer)
     for key, value in uninterrupted.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, atol=1e-9, rtol=0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("rank", [0, 1])
+def test_leaving_the_group_ends_its_threads(two_ranks: Path, rank: int) -> None:
+    while_in_group, after = json.loads((two_ranks / f"threads-{rank}.json").read_text())
+    assert while_in_group, "the check must see the group's threads while it runs"
+    assert after == [], f"threads left after destroy_process_group: {after}"
 
 
 def test_every_batch_must_split_evenly() -> None:
