@@ -26,8 +26,10 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import torch
@@ -203,6 +205,24 @@ def _cause(context: mp.ProcessContext, folder: str) -> str:
     return "a worker failed"
 
 
+def _stop(processes: list[BaseProcess]) -> None:
+    """After Ctrl-C: a terminal sends it to every worker too, so first give them
+    :data:`GRACE_SECONDS` to leave the group and release what they hold (a worker killed at
+    once leaks its semaphores); then SIGTERM the rest, and SIGKILL what still runs."""
+
+    def join_all() -> None:
+        deadline = time.monotonic() + GRACE_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+
+    join_all()
+    for stop_one in (BaseProcess.terminate, BaseProcess.kill):
+        for process in processes:
+            if process.is_alive():
+                stop_one(process)
+        join_all()
+
+
 def launch(nproc: int, device: torch.device, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """Run ``fn(device, *args)`` in ``nproc`` new processes, joined through a ``file://``
     rendezvous in a temporary folder (no port to pick).
@@ -223,10 +243,7 @@ def launch(nproc: int, device: torch.device, fn: Callable[..., Any], args: tuple
             while not context.join(grace_period=GRACE_SECONDS):
                 pass
         except KeyboardInterrupt:
-            for process in context.processes:
-                process.terminate()
-            for process in context.processes:
-                process.join(GRACE_SECONDS)
+            _stop(context.processes)
             raise
         except mp.ProcessExitedException as e:
             if e.exit_code == 130:

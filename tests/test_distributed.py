@@ -181,6 +181,50 @@ def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(tmp_path: Pa
     )
 
 
+def processes_in_group(group: int) -> list[int]:
+    """The processes whose process group is ``group`` (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[2]) == group:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux's /proc")
+def test_ctrl_c_stops_every_worker_and_says_so_in_one_line(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "dlconcepts", "train", "--nproc", "2", "--hidden", "16"]
+    command += ["--epochs", "100", "--limit-train", "2000", "--limit-test", "100"]
+    command += ["--device", "cpu", "--out", str(tmp_path)]
+    # a session of its own: Ctrl-C in a terminal signals the whole foreground group
+    run = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    checkpoint = tmp_path / training.CHECKPOINT
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.poll() is None, "the run ended before it was interrupted"
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert re.fullmatch(
+        r"interrupted: the last checkpoint \(epoch \d+\) is kept in .+", stderr.strip()
+    )
+    deadline = time.monotonic() + 10
+    while processes_in_group(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_in_group(run.pid) == []
+    assert "model" in torch.load(checkpoint, weights_only=True)
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices for NCCL")
 def test_nccl_two_gpus_follow_one(tmp_path: Path) -> None:
     cfg = dataclasses.replace(CASES["custom-sgd"], device="cuda")
