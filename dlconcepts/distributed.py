@@ -87,6 +87,7 @@ def start(
     init_method: str = "env://",
     rank: int | None = None,
     world_size: int | None = None,
+    timeout: datetime.timedelta = TIMEOUT,
 ) -> torch.device:
     """Join the process group; returns the device this rank trains on (its own GPU). Only
     rank 0 prints: the others' standard output goes nowhere."""
@@ -98,7 +99,7 @@ def start(
         init_method=init_method,
         rank=-1 if rank is None else rank,
         world_size=-1 if world_size is None else world_size,
-        timeout=TIMEOUT,
+        timeout=timeout,
     )
     if dist.get_rank() > 0:
         sys.stdout = open(os.devnull, "w")  # for the life of the process
@@ -168,13 +169,15 @@ def _worker(
     device: torch.device,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
+    timeout: datetime.timedelta,
 ) -> None:
     """One rank of :func:`launch`: join the group, run ``fn(device, *args)``, leave the group.
     The first rank to raise writes why into ``folder`` (the others' errors are most likely
     its consequence: a lost peer); Ctrl-C ends a worker quietly (the launcher says it once)."""
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     try:
-        device = start(device, f"file://{os.path.join(folder, 'rendezvous')}", rank, nproc)
+        rendezvous = f"file://{os.path.join(folder, 'rendezvous')}"
+        device = start(device, rendezvous, rank, nproc, timeout)
         fn(device, *args)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -223,18 +226,25 @@ def _stop(processes: list[BaseProcess]) -> None:
         join_all()
 
 
-def launch(nproc: int, device: torch.device, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def launch(
+    nproc: int,
+    device: torch.device,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    timeout: datetime.timedelta = TIMEOUT,
+) -> None:
     """Run ``fn(device, *args)`` in ``nproc`` new processes, joined through a ``file://``
     rendezvous in a temporary folder (no port to pick).
 
     When a worker raises or dies, the others are stopped (SIGTERM, then SIGKILL after
     :data:`GRACE_SECONDS`) and :class:`WorkerFailed` names the rank and the cause in one
-    line; Ctrl-C stops every worker and raises ``KeyboardInterrupt`` here.
+    line; Ctrl-C stops every worker and raises ``KeyboardInterrupt`` here. A rank that waits
+    in a collective longer than ``timeout`` for a peer that is alive but stuck raises.
     """
     with tempfile.TemporaryDirectory(prefix="dlconcepts-launch-") as folder:
         context = mp.start_processes(
             _worker,
-            args=(nproc, folder, device, fn, args),
+            args=(nproc, folder, device, fn, args, timeout),
             nprocs=nproc,
             join=False,
             start_method="spawn",

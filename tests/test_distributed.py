@@ -8,6 +8,7 @@ it got; the tests compare that with the same runs in this one process.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import re
@@ -157,6 +158,25 @@ def test_a_failed_worker_ends_the_run_in_bounded_time(how: str, message: str) ->
         distributed.launch(2, torch.device("cpu"), fail_on_rank_1, (how,))
     assert str(failed.value) == message
     assert time.perf_counter() - t0 < 30
+
+
+def stall_on_rank_1(device: torch.device) -> None:
+    if distributed.current().rank == 1:
+        time.sleep(60)  # alive, but never joins the all-reduce
+    distributed.mean_over_ranks(torch.ones(1))
+
+
+def test_a_stalled_peer_times_out_instead_of_hanging() -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(distributed.WorkerFailed) as failed:
+        distributed.launch(
+            2, torch.device("cpu"), stall_on_rank_1, (), timeout=datetime.timedelta(seconds=2)
+        )
+    message = str(
+        failed.value
+    )  # rank 0 raised RuntimeError: [...gloo...] Timed out waiting 2000ms ...
+    assert message.startswith("rank 0 raised") and "Timed out" in message, message
+    assert 2 <= time.perf_counter() - t0 < 30
 
 
 def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(tmp_path: Path) -> None:
