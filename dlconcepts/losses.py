@@ -35,7 +35,7 @@ class TargetError(ValueError, IndexError):
 
 
 class _SavesInputs(torch.autograd.Function):
-    """What the losses share: both inputs are kept, for the backward and for forward-mode AD;
+    """What the losses share: the inputs are kept, for the backward and for forward-mode AD;
     ``torch.func.vmap`` rules are generated."""
 
     generate_vmap_rule = True
@@ -201,58 +201,110 @@ class MSEFunction(_SavesInputs):
         return mse_derivative(input, target) * diff_t
 
 
-def binary_cross_entropy_derivative(logits: Tensor, target: Tensor) -> Tensor:
-    r""":math:`\partial \ell / \partial z = \sigma(z) - t` (σ from :mod:`dlconcepts.activations`)."""
-    return activations.sigmoid(logits) - target
+def log_sigmoid(logits: Tensor) -> Tensor:
+    r""":math:`\log \sigma(z) = \min(z, 0) - \log(1 + e^{-|z|})`, stable for every z.
+
+    The one place binary cross-entropy takes this logarithm (forward, backward and jvp). The
+    exponent is ≤ 0, so ``exp`` cannot overflow, and ``log1p`` keeps the small remainder
+    exact: about :math:`-e^{-z}` for large z, where σ(z) rounds to 1 and ``log(sigmoid(z))``
+    would give 0, and about z for very negative z, where σ(z) rounds to 0 and its log to −inf.
+    """
+    return logits.clamp_max(0) - torch.log1p(torch.exp(-logits.abs()))
+
+
+def binary_cross_entropy_derivative(
+    logits: Tensor, target: Tensor, pos_weight: Tensor | None = None
+) -> Tensor:
+    r""":math:`\partial \ell / \partial z = \sigma(z) - t` (σ from :mod:`dlconcepts.activations`).
+
+    With a weight p of the positive class (``pos_weight``), the loss is
+    :math:`\ell = (1 - t) z - l \log \sigma(z)` with :math:`l = 1 + (p - 1) t`, and as
+    :math:`\partial \log \sigma(z) / \partial z = 1 - \sigma(z)`:
+
+    .. math::
+        \frac{\partial \ell}{\partial z} = (1 - t) - l\,(1 - \sigma(z)) = l\,\sigma(z) - p\,t
+
+    which is σ(z) − t again for p = 1. The one formula for the logits' gradient, in the
+    backward, the jvp and the manual backprop.
+    """
+    if pos_weight is None:
+        return activations.sigmoid(logits) - target
+    return (1 + (pos_weight - 1) * target) * activations.sigmoid(logits) - pos_weight * target
+
+
+def binary_cross_entropy_target_derivative(
+    logits: Tensor, pos_weight: Tensor | None = None
+) -> Tensor:
+    r""":math:`\partial \ell / \partial t = -z`; with a positive weight p,
+    :math:`\log(1 - \sigma(z)) - p \log \sigma(z) = \log \sigma(-z) - p \log \sigma(z)`.
+
+    The loss :math:`-p\,t \log \sigma(z) - (1 - t) \log(1 - \sigma(z))` is linear in t. For
+    p = 1 the difference of the logarithms is simply −z (as :math:`\sigma(-z) = e^{-z}
+    \sigma(z)`), the form used then, as in PyTorch.
+    """
+    if pos_weight is None:
+        return -logits
+    return log_sigmoid(-logits) - pos_weight * log_sigmoid(logits)
 
 
 class BinaryCrossEntropyWithLogitsFunction(_SavesInputs):
     r"""Binary cross-entropy on logits, per element, with a hand-written backward.
 
-    For a logit z (the log-odds of "yes") and a target t ∈ [0, 1]:
+    For a logit z (the log-odds of "yes"), a target t ∈ [0, 1] and a weight p of the positive
+    class (``pos_weight``, default 1: p > 1 counts each positive p times):
 
     .. math::
-        \ell = -t \log \sigma(z) - (1 - t) \log(1 - \sigma(z))
-             = \operatorname{softplus}(z) - z t
-             = \max(z, 0) - z t + \log(1 + e^{-|z|})
+        \ell = -p\,t \log \sigma(z) - (1 - t) \log(1 - \sigma(z))
+             = (1 - t) z - l \log \sigma(z), \qquad l = 1 + (p - 1) t
+
+    (as :math:`\log(1 - \sigma(z)) = \log \sigma(z) - z`). For p = 1 this is
+    :math:`\operatorname{softplus}(z) - z t = \max(z, 0) - z t + \log(1 + e^{-|z|})`.
 
     .. math::
-        \frac{\partial \ell}{\partial z} = \sigma(z) - t
+        \frac{\partial \ell}{\partial z} = l\,\sigma(z) - p\,t
         \qquad
-        \frac{\partial \ell}{\partial t} = -z
+        \frac{\partial \ell}{\partial t} = \log \sigma(-z) - p \log \sigma(z)
+        \qquad
+        \frac{\partial \ell}{\partial p} = -t \log \sigma(z)
+
+    which for p = 1 are σ(z) − t and −z. A ``pos_weight`` that broadcasts to the logits'
+    shape, typically (C,) (one per class), gets the sum of its gradient over the elements it
+    was broadcast to.
 
     **Why this form is stable.** :math:`\log(1 + e^{z})` overflows for z > 88 in float32 and
     :math:`\log \sigma(z)` loses everything once σ(z) rounds to 0 or 1. Splitting
     :math:`\operatorname{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})` keeps the exponent
     ≤ 0, and ``log1p`` keeps the small remainder exact. It is evaluated, as in PyTorch, as
-    :math:`(1 - t) z - \log \sigma(z)` with :math:`\log \sigma(z) = \min(z, 0) - \log(1 +
-    e^{-|z|})`: the same value, without subtracting :math:`z t` from :math:`\max(z, 0)`
-    (which cancels for t near 1), and +inf rather than NaN for z = +inf, t = 0.
+    :math:`(1 - t) z - l \log \sigma(z)` with :math:`\log \sigma(z) = \min(z, 0) - \log(1 +
+    e^{-|z|})` (:func:`log_sigmoid`): the same value, without subtracting :math:`z t` from
+    :math:`\max(z, 0)` (which cancels for t near 1), and +inf rather than NaN for z = +inf,
+    t = 0.
     """
 
     @staticmethod
-    def forward(logits: Tensor, target: Tensor) -> Tensor:
-        log_sigmoid = logits.clamp_max(0) - torch.log1p(torch.exp(-logits.abs()))
-        return (1 - target) * logits - log_sigmoid
+    def forward(logits: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
+        log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target  # l
+        return (1 - target) * logits - log_weight * log_sigmoid(logits)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        logits, target = ctx.saved_tensors
-        needs_logits, needs_target = ctx.needs_input_grad
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        z, t, p = ctx.saved_tensors  # logits, target, pos_weight (None: p = 1)
+        needs_z, needs_t, needs_p = ctx.needs_input_grad
         return (
-            binary_cross_entropy_derivative(logits, target) * grad_output if needs_logits else None,
-            -logits * grad_output if needs_target else None,
+            binary_cross_entropy_derivative(z, t, p) * grad_output if needs_z else None,
+            binary_cross_entropy_target_derivative(z, p) * grad_output if needs_t else None,
+            # ∂ℓ/∂p = −t log σ(z), summed over the dimensions p was broadcast along
+            (-t * log_sigmoid(z) * grad_output).sum_to_size(p.shape) if needs_p else None,
         )
 
     @staticmethod
-    def jvp(ctx: Any, logits_t: Tensor | None, target_t: Tensor | None) -> Tensor:
-        # dℓ = (σ(z) − t) dz − z dt; a missing tangent is 0
-        logits, target = ctx.saved_tensors
-        d_logits = (
-            0 if logits_t is None else binary_cross_entropy_derivative(logits, target) * logits_t
-        )
-        d_target = 0 if target_t is None else -logits * target_t
-        return d_logits + d_target
+    def jvp(ctx: Any, z_t: Tensor | None, t_t: Tensor | None, p_t: Tensor | None) -> Tensor:
+        # dℓ = ∂ℓ/∂z dz + ∂ℓ/∂t dt + ∂ℓ/∂p dp; a missing tangent is 0
+        z, t, p = ctx.saved_tensors
+        dz = 0 if z_t is None else binary_cross_entropy_derivative(z, t, p) * z_t
+        dt = 0 if t_t is None else binary_cross_entropy_target_derivative(z, p) * t_t
+        dp = 0 if p_t is None else -t * log_sigmoid(z) * p_t
+        return dz + dt + dp
 
 
 def reduce(losses: Tensor, reduction: str, total_weight: Tensor | None = None) -> Tensor:
@@ -399,39 +451,80 @@ def cross_entropy(
     return reduce(losses, reduction, torch.where(ignored, 0, weight[target]).sum())
 
 
-def _elementwise(
-    function: type[torch.autograd.Function],
-    input: Tensor,
-    target: Tensor,
-    reduction: str,
-    input_name: str,
-) -> Tensor:
-    """An elementwise loss of equal-shaped tensors (no broadcasting), then its reduction."""
+def _check_elementwise(input: Tensor, target: Tensor, reduction: str, input_name: str) -> None:
+    """An elementwise loss takes equal-shaped tensors (no broadcasting) and a known reduction."""
     if reduction not in REDUCTIONS:
         raise one_of("reduction", reduction, REDUCTIONS)
     if input.shape != target.shape:
         raise invalid(
             "target shape", tuple(target.shape), f"the {input_name} shape {tuple(input.shape)}"
         )
-    return reduce(function.apply(input, target), reduction)
+
+
+def _elementwise_weight(name: str, weight: Tensor | None, logits: Tensor) -> Tensor | None:
+    """``weight`` (or None) checked to broadcast to the logits' shape, in the logits' dtype.
+
+    PyTorch applies it in place, so it may not add dimensions or grow one; like PyTorch's,
+    the result keeps the logits' dtype.
+    """
+    if weight is None:
+        return None
+    if not isinstance(weight, Tensor):
+        raise invalid(name, weight, "a tensor or None", TypeError)
+    shape, full = tuple(weight.shape), tuple(logits.shape)
+    fits = len(shape) <= len(full) and all(
+        s in (1, f) for s, f in zip(reversed(shape), reversed(full))
+    )
+    if not fits:
+        raise invalid(
+            f"{name} shape",
+            shape,
+            f"a shape that broadcasts to the logits' shape {full}, such as {full[-1:]}",
+        )
+    return weight.to(logits.dtype)
 
 
 def binary_cross_entropy_with_logits(
-    logits: Tensor, target: Tensor, reduction: str = "mean"
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
 ) -> Tensor:
     r"""Hand-written drop-in for :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
 
-    ``logits`` and ``target`` (targets in [0, 1]) of the same shape, no broadcasting, no
-    ``weight`` or ``pos_weight``; see :class:`BinaryCrossEntropyWithLogitsFunction`.
+    ``logits`` and ``target`` (targets in [0, 1]) of the same shape, no broadcasting between
+    them. With a weight w per element (``weight``) and p per positive (``pos_weight``):
+
+    .. math::
+        \ell = w \left[-p\,t \log \sigma(z) - (1 - t) \log(1 - \sigma(z))\right]
+
+    Both default to 1 and broadcast to the logits' shape: ``pos_weight`` typically (C,), one
+    per class of the last dimension (p > 1 favours recall, p < 1 precision), ``weight``
+    anything from a scalar to the logits' shape. ``"mean"`` is the plain mean of the
+    elements' losses, weights or not (unlike :func:`cross_entropy`'s class weights, they are
+    not divided out), ``"sum"`` their sum.
+
+    p enters :class:`BinaryCrossEntropyWithLogitsFunction`, with its own derivatives; w is a
+    plain multiplication of the losses it returns, which autograd differentiates. Unlike
+    PyTorch's, which refuses them, both may require grad.
 
     Example::
 
-        >>> binary_cross_entropy_with_logits(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0]))
+        >>> z, t = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0])
+        >>> binary_cross_entropy_with_logits(z, t)
         tensor(0.4100)
+        >>> binary_cross_entropy_with_logits(z, t, pos_weight=torch.tensor([2.0]))
+        tensor(0.8201)
     """
-    return _elementwise(BinaryCrossEntropyWithLogitsFunction, logits, target, reduction, "logits'")
+    _check_elementwise(logits, target, reduction, "logits'")
+    weight = _elementwise_weight("weight", weight, logits)
+    pos_weight = _elementwise_weight("pos_weight", pos_weight, logits)
+    losses = BinaryCrossEntropyWithLogitsFunction.apply(logits, target, pos_weight)
+    return reduce(losses if weight is None else losses * weight, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Hand-written drop-in for :func:`torch.nn.functional.mse_loss` (equal shapes, no broadcasting)."""
-    return _elementwise(MSEFunction, input, target, reduction, "input's")
+    _check_elementwise(input, target, reduction, "input's")
+    return reduce(MSEFunction.apply(input, target), reduction)

@@ -127,11 +127,17 @@ CASES: tuple[Case, ...] = (
     *(
         Case(
             f"binary_cross_entropy_with_logits ({reduction})",
-            lambda z, t, r=reduction: losses.binary_cross_entropy_with_logits(z, t, r),
+            lambda z, t, r=reduction: losses.binary_cross_entropy_with_logits(z, t, reduction=r),
             lambda z, t, r=reduction: F.binary_cross_entropy_with_logits(z, t, reduction=r),
             _inputs(_float(4, 5, scale=3), _probabilities(4, 5, dim=None)),
         )
         for reduction in ("none", "mean", "sum")
+    ),
+    Case(
+        "binary_cross_entropy_with_logits (pos_weight)",  # p per class, positive, without grad
+        lambda z, t, p: losses.binary_cross_entropy_with_logits(z, t, pos_weight=p),
+        lambda z, t, p: F.binary_cross_entropy_with_logits(z, t, pos_weight=p),
+        _inputs(_float(4, 5, scale=3), _probabilities(4, 5, dim=None), _weights(5)),
     ),
     Case(
         "mse_loss (mean)",
