@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from dlconcepts import data, distributed, training
+from dlconcepts.commands import train as train_command
 from dlconcepts.training import TrainConfig
 
 SMALL = TrainConfig(
@@ -108,7 +109,11 @@ def test_resume_with_another_nproc_equals_the_uninterrupted_run(two_ranks: Path)
     metrics = training.json.loads((out / training.METRICS).read_text())
     assert (metrics["world_size"], metrics["backend"]) == (2, "gloo")
     longer = dataclasses.replace(SMALL, max_steps=None, epochs=2)
-    resumed = quiet(dataclasses.replace(longer, out=str(out), resume=True))
+    lines: list[str] = []
+    resumed = training.fit(
+        dataclasses.replace(longer, out=str(out), resume=True), *splits(longer), log=lines.append
+    )
+    assert any("after epoch 1" in line for line in lines), lines  # resumed, not started over
     uninterrupted = quiet(longer)
     for key, value in uninterrupted.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, atol=1e-9, rtol=0)
@@ -179,7 +184,9 @@ def test_a_stalled_peer_times_out_instead_of_hanging() -> None:
     assert 2 <= time.perf_counter() - t0 < 30
 
 
-def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(tmp_path: Path) -> None:
+def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = dataclasses.replace(SMALL, hidden=(16,), optimizer="sgd", lr=0.05, max_steps=None)
     cfg = dataclasses.replace(cfg, limit_train=400, limit_test=100, out=str(tmp_path))
     common = [sys.executable, "-m", "dlconcepts", "train", "--dtype", "float64", "--hidden", "16"]
@@ -191,6 +198,16 @@ def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(tmp_path: Pa
     one = training.fit(cfg, *data.load_splits(limit_train=400, limit_test=100, dtype=torch.float64))
     for key, value in one.model.state_dict().items():
         torch.testing.assert_close(two[key], value, atol=1e-9, rtol=0)
+    # the 2-process checkpoint, resumed for a second epoch in 1 process, as the CLI does it
+    options = [*common[4:], "--batch-size", "100", "--out", str(tmp_path), "--resume"]
+    options[options.index("--epochs") + 1] = "2"
+    assert train_command.main([*options, "--nproc", "1"]) == 0
+    assert "after epoch 1" in capsys.readouterr().out  # resumed, not started over
+    resumed = torch.load(tmp_path / training.CHECKPOINT, weights_only=True)["model"]
+    splits = data.load_splits(limit_train=400, limit_test=100, dtype=torch.float64)
+    uninterrupted = training.fit(dataclasses.replace(cfg, epochs=2, out=None), *splits)
+    for key, value in uninterrupted.model.state_dict().items():
+        torch.testing.assert_close(resumed[key], value, atol=1e-9, rtol=0)
     uneven = subprocess.run(
         [*common, "--batch-size", "99", "--nproc", "2"], capture_output=True, text=True, timeout=120
     )
