@@ -488,6 +488,7 @@ def binary_cross_entropy_with_logits(
     logits: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
+    *,
     reduction: str = "mean",
     pos_weight: Tensor | None = None,
 ) -> Tensor:

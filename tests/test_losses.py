@@ -323,7 +323,7 @@ def test_bce_weight_and_pos_weight_match_torch(
     reduction: str,
 ) -> None:
     z, t, w, p = _bce_inputs(dtype, weight_shape, pos_weight_shape)
-    ours = binary_cross_entropy_with_logits(z, t, w, reduction, p)
+    ours = binary_cross_entropy_with_logits(z, t, w, reduction=reduction, pos_weight=p)
     theirs = F.binary_cross_entropy_with_logits(z, t, w, reduction=reduction, pos_weight=p)
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs)
@@ -336,7 +336,7 @@ def test_bce_weight_and_pos_weight_match_torch(
     # the weights' own gradients, against the definition written with PyTorch's built-ins
     weights = [a.requires_grad_() for a in (w, p) if a is not None]
     if weights:
-        ours = binary_cross_entropy_with_logits(z, t, w, reduction, p)
+        ours = binary_cross_entropy_with_logits(z, t, w, reduction=reduction, pos_weight=p)
         reference = _bce_by_builtins(z, t, w, reduction, p)
         torch.testing.assert_close(ours, reference)
         for a, b in zip(
@@ -364,7 +364,9 @@ def test_bce_pos_weight_gradcheck(pos_weight_shape: tuple[int, ...], reduction: 
     args = (z, t, w.requires_grad_(), p.requires_grad_())
 
     def fn(*a: torch.Tensor) -> torch.Tensor:
-        return binary_cross_entropy_with_logits(a[0], a[1], a[2], reduction, a[3])
+        return binary_cross_entropy_with_logits(
+            a[0], a[1], a[2], reduction=reduction, pos_weight=a[3]
+        )
 
     assert torch.autograd.gradcheck(
         fn, args, check_forward_ad=True, check_batched_grad=True, check_batched_forward_grad=True
@@ -391,7 +393,7 @@ def test_bce_pos_weight_at_extreme_logits_is_torchs(pos_weight: float, target: f
     z = torch.tensor([-inf, -1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4, inf], requires_grad=True)
     t = torch.full_like(z, target, requires_grad=True)
     p, w = torch.tensor([pos_weight]), torch.tensor([2.0])
-    ours = binary_cross_entropy_with_logits(z, t, w, "none", p)
+    ours = binary_cross_entropy_with_logits(z, t, w, reduction="none", pos_weight=p)
     theirs = F.binary_cross_entropy_with_logits(z, t, w, reduction="none", pos_weight=p)
     # NaN (0 · inf) exactly where PyTorch has it; everything finite in between
     torch.testing.assert_close(ours, theirs, equal_nan=True)
