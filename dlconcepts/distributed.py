@@ -42,7 +42,8 @@ from dlconcepts._checks import invalid
 # torch.distributed.nn's functions take ``group=group.WORLD`` as a default, evaluated on
 # import. Imported after a group starts (DDP imports it, through torch.compile's modules),
 # those defaults keep the group alive past destroy_process_group, and its gloo threads
-# outlive the interpreter: a SIGABRT at exit, in about 1 run in 6. So import it first.
+# outlive the interpreter: a SIGABRT at exit (3-4 runs in 20 of `bench`'s data-parallel
+# section, which ends on an all-reduce). So import it first.
 if dist.is_available():
     import torch.distributed.nn
 
