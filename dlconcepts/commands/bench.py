@@ -183,9 +183,8 @@ def time_epoch(
     opt, sched = training.build_optimizer(cfg, model, steps)
     batches = train_set.batches(cfg.batch_size, generator=training.epoch_generator(cfg.seed, 1))
     t0 = time.perf_counter()
-    training.train_one_epoch(model, batches, opt, sched, training.cost_fn(cfg.impl))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    costs = training.train_one_epoch(model, batches, opt, sched, training.cost_fn(cfg.impl))
+    training.checked_costs(costs)  # the loop's contract; waits for the device, too
     return time.perf_counter() - t0
 
 
@@ -242,9 +241,10 @@ def bench_pipeline(
         model = training.build_model(cfg, device)
         opt, sched = training.build_optimizer(cfg, model, train_set.num_batches(cfg.batch_size))
         t0 = time.perf_counter()
-        training.train_one_epoch(
+        costs = training.train_one_epoch(
             model, itertools.islice(batches, limit), opt, sched, training.cost_fn(cfg.impl)
         )
+        training.checked_costs(costs)  # the loop's contract; waits for the device, too
         return time.perf_counter() - t0
 
     gen = training.epoch_generator(cfg.seed, 1)
