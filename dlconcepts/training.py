@@ -171,8 +171,9 @@ def steps_per_epoch(cfg: TrainConfig, train_set: data.InMemoryDataset) -> int:
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """Each epoch's shuffle depends only on (seed, epoch): a resumed run sees the same batches.
 
-    100_003 is a prime larger than any number of epochs, so two (seed, epoch) pairs never
-    share a generator seed: seed 1's epoch 2 is not seed 2's epoch 1.
+    The factor 100_003 is larger than any number of epochs, so two (seed, epoch) pairs never
+    share a generator seed (with ``seed + epoch``, seed 1's epoch 2 would be seed 2's
+    epoch 1: two seeds would train on the same shuffles, one epoch apart).
     """
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
@@ -456,11 +457,12 @@ def replan_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int)
             group["lr"] = base * (1 + math.cos(math.pi * done / steps)) / 2
 
 
-def check_writable(folder: Path, what: str) -> None:
-    """Fail now, with one line, if ``what`` cannot be written into ``folder`` later. Leaves
-    nothing behind: the folders it creates to try are removed again (the first write
-    creates them for good), so a run that fails before it writes leaves no empty folder."""
-    created = [part for part in (folder, *folder.parents) if not part.exists()]
+def check_writable(folder: Path, what: str, *, keep: bool = True) -> None:
+    """Create ``folder`` and write a file in it, so that a bad output folder fails now, in
+    one line, not after the work. With ``keep=False`` the folders it had to create are
+    removed again (the first write creates them for good): a run that fails before it
+    writes leaves no empty folder behind."""
+    created = [] if keep else [part for part in (folder, *folder.parents) if not part.exists()]
     try:
         make_folder(folder)
         with tempfile.TemporaryFile(dir=folder):
@@ -490,14 +492,14 @@ def check_out(cfg: TrainConfig) -> None:
     out = Path(cfg.out)
     if cfg.resume:
         load_checkpoint(out / CHECKPOINT, cfg)
-        check_writable(out, "checkpoints")
+        check_writable(out, "checkpoints", keep=False)
     elif (out / CHECKPOINT).exists():
         raise CheckpointError(
             f"{out}: expected a folder without a checkpoint, got one holding another run's "
             f"{CHECKPOINT}; pass --resume to continue that run, or choose another --out"
         )
     else:
-        check_writable(out, "checkpoints")
+        check_writable(out, "checkpoints", keep=False)
 
 
 # --- memory ----------------------------------------------------------------------------------
@@ -582,9 +584,9 @@ class Loop:
     cost_fn: Callable[..., Tensor]
     steps_per_epoch: int
     start_epoch: int  # > 1 on --resume
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-    precision: Precision = field(default_factory=lambda: Precision("cpu"))
-    out: Path | None = None  # where the checkpoint and metrics.json go
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    out: Path | None  # where the checkpoint and metrics.json go, if anywhere
 
     def global_step(self, epoch: int, step: int = 0) -> int:
         """Steps since the run began, counting a resumed run's earlier epochs too."""
@@ -700,7 +702,7 @@ def start_loop(
 
 def resume(loop: Loop, cfg: TrainConfig, log: Callable[[str], None]) -> list[EpochStats]:
     """Load ``cfg.out``'s checkpoint into ``loop``; returns the epochs it had trained."""
-    assert loop.out is not None and loop.scheduler is not None  # TrainConfig insists on out
+    assert loop.out is not None  # TrainConfig insists
     path = loop.out / CHECKPOINT
     ckpt = load_checkpoint(path, cfg)
     loop.model.load_state_dict(ckpt["model"])
@@ -781,7 +783,6 @@ def run_epoch(
     batches = _after_each_step(itertools.islice(mine, loop.steps_per_epoch), epoch, callbacks)
     if progress is not None:
         batches = progress(batches, loop.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
-    assert loop.scheduler is not None
     t0 = time.perf_counter()
     costs = train_one_epoch(
         stepper, batches, loop.optimizer, loop.scheduler, loop.cost_fn, precision=loop.precision
@@ -820,7 +821,7 @@ def finish_epoch(
     result.history.append(stats)
     result.test_losses, result.test_predictions = losses, predictions
     if writes:
-        assert loop.out is not None and loop.scheduler is not None
+        assert loop.out is not None
         save_checkpoint(
             loop.out / CHECKPOINT,
             cfg,

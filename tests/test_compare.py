@@ -122,6 +122,6 @@ def test_a_json_inside_a_file_fails_before_the_work(
     ):
         assert compare.main(["--dry-run", "--json", str(json_path)]) == 1
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"error: {named}: ") and found in err, err
+        assert err.startswith(f"error: {named}") and found in err, err
         assert len(err.splitlines()) == 1
     assert (tmp_path / "notes.txt").read_text() == "keep me"
