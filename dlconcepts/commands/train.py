@@ -108,8 +108,8 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         type=_common.positive_int,
         default=1,
         metavar="N",
-        help="train data-parallel in N local processes (gloo on CPU, NCCL on CUDA); "
-        "--batch-size is the global batch, split evenly over them",
+        help="train data-parallel in N local processes (gloo on CPU, NCCL on CUDA), at most "
+        "one per CPU core or GPU; --batch-size is the global batch, split evenly over them",
     )
     p.add_argument(
         "--compile",
