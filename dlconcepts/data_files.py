@@ -250,7 +250,8 @@ def _missing(dataset: str, raw: Path) -> list[Path]:
 
 def _refuse_legacy_cache(cls: type[MNIST], raw: Path) -> None:
     """torchvision reads ``processed/training.pt`` and ``test.pt`` instead of the raw files
-    when both exist (a cache from old versions): those tensors are not verified, so refuse."""
+    when both exist (the cache older torchvision versions wrote): those tensors are not
+    verified, so refuse."""
     processed = raw.parent / "processed"
     if all((processed / name).is_file() for name in (cls.training_file, cls.test_file)):
         raise _error(
