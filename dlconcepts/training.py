@@ -723,11 +723,15 @@ def training_model(
     """What the training steps call: ``model``, in DistributedDataParallel with several
     processes, compiled with ``cfg.compile``; it shares its parameters with ``model``, which
     evaluation and checkpoints use."""
-    stepper: nn.Module = distributed.wrap(model, device) if world.size > 1 else model
     # fullgraph: one graph for the whole forward, or an error, never a silent fallback to
     # eager pieces; dynamic=False: the full and the last, partial batch each get a graph of
     # their own shape (compile_steps compiles both before the first epoch)
-    return torch.compile(stepper, fullgraph=True, dynamic=False) if cfg.compile else stepper
+    stepper: nn.Module = (
+        torch.compile(model, fullgraph=True, dynamic=False) if cfg.compile else model
+    )
+    # compiled first, then wrapped: DDP's gradient hooks stay outside the compiled graph,
+    # which one graph (fullgraph) could not hold
+    return distributed.wrap(stepper, device) if world.size > 1 else stepper
 
 
 def compile_steps(
