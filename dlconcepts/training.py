@@ -539,15 +539,18 @@ def memory_available(device: torch.device) -> int | None:
         return None
 
 
-def check_memory(cfg: TrainConfig, device: torch.device, processes: int = 1) -> None:
+def check_memory(
+    cfg: TrainConfig, device: torch.device, copies: int = 1, of: str = "processes"
+) -> None:
     """:class:`NotEnoughMemory`, naming the size and the need, before a run that cannot fit
     allocates anything (an allocation that fails half-way may end in the system's
-    out-of-memory killer, not an error). ``processes`` runs share one device's memory."""
+    out-of-memory killer, not an error). ``copies`` of the run (``of``: processes, models)
+    share the device's memory."""
     available = memory_available(device)
     eval_examples = min(EVAL_CHUNK, cfg.limit_test or EVAL_CHUNK)
-    needed = processes * memory_needed(cfg, eval_examples)
+    needed = copies * memory_needed(cfg, eval_examples)
     if available is not None and needed > available:
-        each = f" in each of {processes} processes" if processes > 1 else ""
+        each = f" in each of {copies} {of}" if copies > 1 else ""
         raise NotEnoughMemory(
             f"hidden: expected an MLP that fits in memory, got {'-'.join(map(str, cfg.sizes))}: "
             f"{parameter_count(cfg.sizes):,} parameters{each}, about {needed / 1e9:,.1f} GB of "

@@ -102,6 +102,8 @@ def test_a_diverging_pair_is_an_error_not_a_row(capsys: pytest.CaptureFixture[st
     [
         (["--lr", "1e39"], "1e+39"),  # beyond float32, SGD's step is lr itself
         (["--optimizer", "adam", "--lr", "1e38"], "1e+38"),  # Adam's first step is 10·lr
+        (["--dtypes", "float64,float32", "--lr", "1e39"], "1e+39"),  # any dtype asked for
+        (["--hidden", "100000000"], "79,500,000,010 parameters in each of 2 models"),
     ],
 )
 def test_a_number_beyond_the_dtype_is_refused(

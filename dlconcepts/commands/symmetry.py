@@ -282,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:  # 20 steps on 1000 examples
         cfg = dataclasses.replace(cfg, limit_train=1000, limit_test=1000)
         steps, every = 20, 5
-    train_set, test_set = _common.splits_for(cfg, _common.device(cfg.device))
+    device = _common.device(cfg.device)
+    try:  # the constant and the He copy
+        training.check_memory(cfg, device, copies=2, of="models")
+    except training.NotEnoughMemory as e:
+        return _common.error(e)
+    train_set, test_set = _common.splits_for(cfg, device)
     try:
         history = run_symmetry(
             cfg, train_set, test_set, constant=args.constant, steps=steps, every=every

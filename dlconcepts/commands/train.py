@@ -323,7 +323,7 @@ def check_run(cfg: training.TrainConfig, nproc: int, device: torch.device) -> No
     distributed.check_even_split(examples, cfg.batch_size, distributed.World(0, nproc))
     training.check_out(cfg)
     # processes on the CPU share its memory; on CUDA each has a GPU of its own
-    training.check_memory(cfg, device, processes=nproc if device.type == "cpu" else 1)
+    training.check_memory(cfg, device, copies=nproc if device.type == "cpu" else 1)
 
 
 def out_of_memory(e: RuntimeError) -> bool:
