@@ -368,8 +368,9 @@ def test_a_path_inside_a_file_is_not_a_directory(
     assert train.main([*TINY, "--out", str(out)]) == 1
     err = one_error_line(capsys)
     assert "Not a directory" in err and "File exists" not in err
-    with pytest.raises(NotADirectoryError, match="Not a directory"):
-        training.write_json(tmp_path / "notes.txt" / "deeper" / "x.json", {})
+    for path in (tmp_path / "notes.txt" / "x.json", tmp_path / "notes.txt" / "a" / "x.json"):
+        with pytest.raises(NotADirectoryError, match="Not a directory"):  # mkdir: File exists
+            training.write_json(path, {})
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
