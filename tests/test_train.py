@@ -570,3 +570,40 @@ def test_compile_gives_the_eager_result_and_times_the_compilation_apart(
         eager["epochs"][0]["train_cost"], rel=1e-4
     )
     assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) <= 0.01
+
+
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler\.step\(\)`:UserWarning")
+def test_a_gradient_scalers_state_is_checkpointed_and_resumed(
+    subset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float16 --amp (older GPUs) keeps the scale the scaler has learned across a resume:
+    here the same path on the CPU, with float16 autocast and a CPU scaler."""
+
+    def float16_with_a_scaler(amp: bool, device: torch.device) -> training.Precision:
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**20, growth_interval=3)
+        return (
+            training.Precision("cpu", torch.float16, scaler) if amp else training.Precision("cpu")
+        )
+
+    monkeypatch.setattr(training, "precision_for", float16_with_a_scaler)
+    cfg = dataclasses.replace(SMALL, impl="torch", amp=True, epochs=2, max_steps=4)
+    full = quiet(dataclasses.replace(cfg, out=str(tmp_path / "full")), subset)
+    cut = dataclasses.replace(cfg, out=str(tmp_path / "cut"))
+
+    def interrupt_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch 1/2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quiet(cut, subset, log=interrupt_after_epoch_1)
+    scale = training.read_checkpoint(tmp_path / "cut" / training.CHECKPOINT)["scaler"]["scale"]
+    assert scale != 2.0**20  # it grew (or backed off): there is state to keep
+    resumed = quiet(dataclasses.replace(cut, resume=True), subset)
+    assert [h.epoch for h in resumed.history] == [1, 2]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    ends = [
+        training.read_checkpoint(tmp_path / run / training.CHECKPOINT)["scaler"]
+        for run in ("full", "cut")
+    ]
+    assert ends[0] == ends[1]
