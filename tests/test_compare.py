@@ -117,13 +117,15 @@ def test_a_json_inside_a_file_fails_before_the_work(
 ) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
     monkeypatch.setattr(compare, "compare_pair", lambda *a: pytest.fail("the work started"))
-    for json_path, named, found in (
-        (tmp_path / "notes.txt" / "rows.json", tmp_path / "notes.txt", "an existing file"),
-        (tmp_path / "notes.txt" / "a" / "rows.json", tmp_path / "notes.txt", "Not a directory"),
-        (tmp_path, tmp_path, "a folder"),
+    notes = str(tmp_path / "notes.txt")
+    for json_arg, named, found in (
+        (f"{notes}/rows.json", notes, "an existing file"),
+        (f"{notes}/a/rows.json", f"{notes}/a", f"Not a directory ({notes} is a file)"),
+        (str(tmp_path), str(tmp_path), "a folder"),
+        ("", "--json", "expected a file name, got ''"),
     ):
-        assert compare.main(["--dry-run", "--json", str(json_path)]) == 1
+        assert compare.main(["--dry-run", "--json", json_arg]) == 1
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"error: {named}") and found in err, err
+        assert err.startswith(f"error: {named}: ") and found in err, err
         assert len(err.splitlines()) == 1
     assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -131,6 +131,8 @@ def format_table(rows: list[PairResult]) -> str:
 
 def check_json(path: str) -> None:
     """``--json`` must name a file that can be written, checked before the work."""
+    if not path:
+        raise training.CheckpointError("--json: expected a file name, got ''")
     if Path(path).is_dir():
         raise training.CheckpointError(f"{path}: expected a file name for --json, got a folder")
     training.check_writable(Path(path).parent, "the --json file")
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     base = base_config(args, parser)
-    if args.json:
+    if args.json is not None:
         try:
             check_json(args.json)
         except training.CheckpointError as e:
