@@ -275,9 +275,11 @@ class CheckReport:
         width = max(len(r.check) for r in self.rows)
         lines = [f"{self.function} against {self.against}", ""]
         lines.append(f"{'check':<{width}}  status  message")
+        previous = None
         for r in self.rows:
             status = "FAIL" if r.status == "fail" else r.status
-            first, *rest = r.message.splitlines() or [""]
+            message, previous = ("(as above)" if r.message == previous else r.message), r.message
+            first, *rest = message.splitlines() or [""]
             lines.append(f"{r.check:<{width}}  {status:<6}  {first}".rstrip())
             lines += [f"{'':<{width}}  {'':<6}  {line}" for line in rest]
         failed = self.failed()
@@ -485,7 +487,7 @@ class _Run:
             try:
                 got = _vjp(self.call, self.make(form), form.kwargs, v.clone())
             except Exception as e:
-                return "fail", "\n".join([f"{form.label}: {explain(e, self.files)}", *self.hints(form)])
+                return "fail", "\n".join([explain(e, self.files), *self.hints(form)])
             for i, g, e in zip(_differentiable(args), got, expected):
                 name = p.arg_names[i]
                 msg = (
