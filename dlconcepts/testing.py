@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.gradcheck import GradcheckError
 
-from dlconcepts import activations, layers, proofs
+from dlconcepts import activations, layers, proofs, training
 from dlconcepts._checks import invalid, one_of
 
 # --- the pieces and their inputs -------------------------------------------------------------
@@ -929,3 +929,39 @@ def use_activation(model: torch.nn.Module, fn: object, name: str) -> None:
     for child, _ in list(model.named_children()):
         if child.startswith("act"):
             setattr(model, child, Activation(fn, name))
+
+
+def check_activation(spec: str) -> tuple[object, str, str | None]:
+    """``dlconcepts train --activation FILE.py:NAME``: the learner's activation, the built-in
+    it stands for (whose name sets the initialization's gain), and one warning line when its
+    required checks against that built-in fail (None when they pass)."""
+    fn = load(spec)
+    name = matching_activation(fn)
+    if name is None:
+        listed = ", ".join(activations.ACTIVATIONS)
+        return fn, "relu", (
+            f"warning: {spec} computes none of {listed}; training with it anyway "
+            "(initialized as for relu)"
+        )
+    report = check_function(fn, name, optional=False, wider=False)
+    if report.passed:
+        return fn, name, None
+    failed = report.failed()
+    return fn, name, (
+        f"warning: {spec} fails {len(failed)} required check{'s' * (len(failed) > 1)} against "
+        f"{name} ({', '.join(failed)}; dlconcepts check --function {spec} --against {name} "
+        "says why); training with it anyway"
+    )
+
+
+class UseActivation(training.Callback):
+    """A :func:`training.fit` callback that puts a learner's activation in every hidden layer
+    of the model ``fit`` built, before the first step (its config names the built-in the
+    activation stands for: the same initialization, the same run otherwise)."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.fn = load(spec)  # again in each process of a data-parallel run
+
+    def start(self, loop: training.Loop) -> None:
+        use_activation(loop.model, self.fn, self.spec)
