@@ -357,6 +357,11 @@ def explain(exc: BaseException, files: set[str] = frozenset()) -> str:  # type: 
     return f"{_display(f.filename)}:{f.lineno} in {f.name}: {message}"
 
 
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0].rstrip(",") if lines else type(e).__name__
+
+
 def _make(form: Form, dtype: torch.dtype, device: torch.device, seed: int) -> tuple[Any, ...]:
     return form.inputs(dtype, device, torch.Generator().manual_seed(seed))
 
@@ -471,7 +476,7 @@ class _Run:
         return "pass", f"gradcheck, float64, {form.label}"
 
     def _gradcheck_message(self, e: GradcheckError, args: tuple[Any, ...]) -> str:
-        first = str(e).strip().splitlines()[0].rstrip(",")
+        first = _first_line(e)
         if first.startswith("Jacobian mismatch for output 0 with respect to input "):
             i = int(first.rsplit(" ", 1)[1])
             name = self.piece.arg_names[_differentiable(args)[i]]
@@ -629,7 +634,7 @@ class _Run:
                 lambda *a: self.call(*a, **form.kwargs), self.make(form)
             )
         except GradcheckError as e:
-            return "info", "not differentiable twice: " + str(e).strip().splitlines()[0]
+            return "info", "its backward is not differentiable (gradgradcheck): " + _first_line(e)
         return "pass", "gradgradcheck, float64"
 
     def forward_ad(self) -> tuple[str, str]:
@@ -644,7 +649,7 @@ class _Run:
                 f, args, check_forward_ad=True, check_backward_ad=False, check_undefined_grad=False
             )
         except GradcheckError as e:
-            return "info", "the jvp differs: " + str(e).strip().splitlines()[0]
+            return "info", "the jvp differs from finite differences: " + _first_line(e)
         return "pass", "jvp equals finite differences (gradcheck, float64)"
 
     def vmap(self) -> tuple[str, str]:

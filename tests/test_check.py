@@ -151,3 +151,18 @@ def test_train_rejects_an_activation_that_is_neither(capsys: pytest.CaptureFixtu
         train.main(["--activation", "swish"])
     assert e.value.code == 2
     assert "expected one of sigmoid, tanh, relu or FILE.py:NAME, got 'swish'" in capsys.readouterr().err
+
+
+def test_the_failing_check_in_the_docs_prints_as_shown(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "practise.md").read_text()
+    section = doc.split("### A failing check, as it prints", 1)[1]
+    source = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0]
+    command, expected = shown.split("\n", 1)
+    assert command.startswith("$ dlconcepts check ")
+    (here / "mine").mkdir()
+    (here / "mine" / "sigmoid.py").write_text(source)
+    assert check.main(command.split()[3:]) == 1
+    assert capsys.readouterr().out == expected
