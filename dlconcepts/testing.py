@@ -157,7 +157,10 @@ def _cross_entropy() -> Piece:
         basic=(
             Form("random (6, 10)", proofs.inputs(z, t)),
             Form("non-contiguous (6, 10)", proofs.inputs(proofs.non_contiguous(z), t)),
-            Form("one example (1, 10)", proofs.inputs(proofs.floats(1, 10), proofs.classes(1, n_classes=10))),
+            Form(
+                "one example (1, 10)",
+                proofs.inputs(proofs.floats(1, 10), proofs.classes(1, n_classes=10)),
+            ),
         ),
         # three rows of the edge values as logits: each row's ±1000 in other columns
         edges=Form(
@@ -174,7 +177,9 @@ def _cross_entropy() -> Piece:
             Form("label_smoothing=0.1", proofs.inputs(z, t), {"label_smoothing": 0.1}),
             Form(
                 "(N, C, d1, d2) logits",
-                proofs.inputs(proofs.floats(3, 5, 2, 2, scale=3), proofs.classes(3, 2, 2, n_classes=5)),
+                proofs.inputs(
+                    proofs.floats(3, 5, 2, 2, scale=3), proofs.classes(3, 2, 2, n_classes=5)
+                ),
             ),
             Form(
                 "probabilities as the target",
@@ -323,12 +328,12 @@ def _source_files(fn: object) -> set[str]:
     functions: list[Any] = []
     if isinstance(fn, type):
         for klass in fn.__mro__:
-            functions += [v.__func__ if isinstance(v, staticmethod) else v for v in vars(klass).values()]
+            functions += [
+                v.__func__ if isinstance(v, staticmethod) else v for v in vars(klass).values()
+            ]
     else:
-        functions += [fn, getattr(type(fn), "__call__", None)]
-    files = {
-        os.path.abspath(f.__code__.co_filename) for f in functions if hasattr(f, "__code__")
-    }
+        functions += [fn, vars(type(fn)).get("__call__")]  # a function, or a callable object
+    files = {os.path.abspath(f.__code__.co_filename) for f in functions if hasattr(f, "__code__")}
     return {f for f in files if not f.startswith(torch_dir)}
 
 
@@ -355,6 +360,11 @@ def explain(exc: BaseException, files: set[str] = frozenset()) -> str:  # type: 
         return message
     f = frames[-1]
     return f"{_display(f.filename)}:{f.lineno} in {f.name}: {message}"
+
+
+def _changed(args: tuple[Any, ...], before: dict[int, Tensor], names: tuple[str, ...]) -> list[str]:
+    """The names of the inputs that are no longer what ``before`` kept of them."""
+    return [names[i] for i, b in before.items() if not torch.equal(args[i].detach(), b)]
 
 
 def _first_line(e: BaseException) -> str:
@@ -426,6 +436,17 @@ def differs(
 # --- the checks ----------------------------------------------------------------------------------
 
 
+def _row(
+    check: str, run: Callable[[], tuple[str, str]], files: set[str], required: bool = True
+) -> Row:
+    """The row of ``check``: what ``run`` found, or, if it raised, where and why, in one line."""
+    try:
+        status, message = run()
+    except Exception as e:  # the learner's code (or what it returned) failed: say where
+        status, message = ("fail" if required else "info"), explain(e, files)
+    return Row(check, status, message)
+
+
 @dataclass
 class _Run:
     """One learner's function against one piece, and what every check needs."""
@@ -445,11 +466,7 @@ class _Run:
         return args[0].detach().clone() if self.piece.derivative is not None else None
 
     def row(self, check: str, required: bool, run: Callable[[], tuple[str, str]]) -> Row:
-        try:
-            status, message = run()
-        except Exception as e:  # the learner's code (or what it returned) failed: say where
-            status, message = ("fail" if required else "info"), explain(e, self.files)
-        return Row(check, status, message)
+        return _row(check, run, self.files, required)
 
     # --- required ---
 
@@ -570,13 +587,8 @@ class _Run:
         for form in self.piece.basic:
             args = self.make(form)
             before = {i: a.detach().clone() for i, a in enumerate(args) if isinstance(a, Tensor)}
-
-            def changed() -> list[str]:
-                # noqa: B023 (called only inside this iteration)
-                return [names[i] for i, b in before.items() if not torch.equal(args[i], b)]  # noqa: B023
-
             out = self.call(*args, **form.kwargs)
-            if names_changed := changed():
+            if names_changed := _changed(args, before, names):
                 return "fail", f"{form.label}: forward changed {', '.join(names_changed)} in place"
             v = _incoming(out.detach(), self.seed)
             v_before = v.clone()
@@ -584,7 +596,7 @@ class _Run:
                 out.grad_fn.apply(v)
             else:
                 torch.autograd.grad(out, [args[i] for i in _differentiable(args)], v)
-            if names_changed := changed():
+            if names_changed := _changed(args, before, names):
                 return "fail", f"{form.label}: backward changed {', '.join(names_changed)} in place"
             if not torch.equal(v, v_before):
                 return "fail", (
@@ -630,9 +642,7 @@ class _Run:
     def double_backward(self) -> tuple[str, str]:
         form = self.piece.basic[0]
         try:
-            torch.autograd.gradgradcheck(
-                lambda *a: self.call(*a, **form.kwargs), self.make(form)
-            )
+            torch.autograd.gradgradcheck(lambda *a: self.call(*a, **form.kwargs), self.make(form))
         except GradcheckError as e:
             return "info", "its backward is not differentiable (gradgradcheck): " + _first_line(e)
         return "pass", "gradgradcheck, float64"
@@ -656,7 +666,10 @@ class _Run:
         fn = self.fn
         if _is_function(fn):
             if fn.setup_context is torch.autograd.Function.setup_context:  # type: ignore[attr-defined]
-                return "skip", "needs the forward + setup_context style (classic forward(ctx, ...) has no vmap)"
+                return (
+                    "skip",
+                    "needs the forward + setup_context style (classic forward(ctx, ...) has no vmap)",
+                )
             if not fn.generate_vmap_rule and fn.vmap is torch.autograd.Function.vmap:  # type: ignore[attr-defined]
                 return "skip", "not provided (generate_vmap_rule = True, or a vmap staticmethod)"
         form = self.piece.basic[0]
@@ -800,6 +813,7 @@ def assert_function(fn: object, against: str, **options: Any) -> CheckReport:
 
 BACKPROP_SIZES = (20, 16, 12, 10)
 BACKPROP_BATCH = 8
+GRADIENTS_VS_AUTOGRAD = "gradients vs autograd"
 
 
 def _check_backprop(fn: object, files: set[str], device: torch.device, seed: int) -> CheckReport:
@@ -807,7 +821,6 @@ def _check_backprop(fn: object, files: set[str], device: torch.device, seed: int
     mean cross-entropy, against autograd; ``fn`` runs with autograd switched off."""
     call = _caller(fn)
     rows: list[Row] = []
-    results: dict[str, tuple[layers.MLP, Tensor, Tensor, dict[str, Tensor]]] = {}
 
     def setup(act: str) -> tuple[layers.MLP, Tensor, Tensor]:
         gen = torch.Generator().manual_seed(seed)
@@ -828,15 +841,22 @@ def _check_backprop(fn: object, files: set[str], device: torch.device, seed: int
                 got = call(model, x, t)
             if not isinstance(got, dict):
                 return "fail", f"returned {type(got).__name__}, expected a dict of gradients"
-            for (name, p), e in zip(params.items(), auto):
+            for name, e in zip(params, auto):
                 if name not in got:
                     return "fail", f"{act} MLP: no gradient for {name}"
                 if msg := differs(f"{act} MLP: gradient for {name}", got[name], e, rtol, atol):
                     g = got[name]
                     if isinstance(g, Tensor) and g.shape == e.shape:
-                        if torch.allclose(g, e * BACKPROP_BATCH) or torch.allclose(g, e / BACKPROP_BATCH):
+                        if torch.allclose(g, e * BACKPROP_BATCH) or torch.allclose(
+                            g, e / BACKPROP_BATCH
+                        ):
                             msg += f"\nhint: off by the batch size {BACKPROP_BATCH}: mean vs sum"
-                    if isinstance(g, Tensor) and g.dim() == 2 and g.T.shape == e.shape and torch.allclose(g.T, e):
+                    if (
+                        isinstance(g, Tensor)
+                        and g.dim() == 2
+                        and g.T.shape == e.shape
+                        and torch.allclose(g.T, e)
+                    ):
                         msg += f"\nhint: the gradient for {name} is transposed"
                     return "fail", msg
         return "pass", f"every parameter, MLP {BACKPROP_SIZES} of each activation, float64"
@@ -854,17 +874,6 @@ def _check_backprop(fn: object, files: set[str], device: torch.device, seed: int
     rows.append(_row(GRADIENTS_VS_AUTOGRAD, gradients, files))
     rows.append(_row(UNMODIFIED, unmodified, files))
     return CheckReport(_name(fn), "autograd (backprop)", rows)
-
-
-GRADIENTS_VS_AUTOGRAD = "gradients vs autograd"
-
-
-def _row(check: str, run: Callable[[], tuple[str, str]], files: set[str]) -> Row:
-    try:
-        status, message = run()
-    except Exception as e:
-        status, message = "fail", explain(e, files)
-    return Row(check, status, message)
 
 
 # --- loading a learner's function, and training with it -----------------------------------------
@@ -944,18 +953,26 @@ def check_activation(spec: str) -> tuple[object, str, str | None]:
     name = matching_activation(fn)
     if name is None:
         listed = ", ".join(activations.ACTIVATIONS)
-        return fn, "relu", (
-            f"warning: {spec} computes none of {listed}; training with it anyway "
-            "(initialized as for relu)"
+        return (
+            fn,
+            "relu",
+            (
+                f"warning: {spec} computes none of {listed}; training with it anyway "
+                "(initialized as for relu)"
+            ),
         )
     report = check_function(fn, name, optional=False, wider=False)
     if report.passed:
         return fn, name, None
     failed = report.failed()
-    return fn, name, (
-        f"warning: {spec} fails {len(failed)} required check{'s' * (len(failed) > 1)} against "
-        f"{name} ({', '.join(failed)}; dlconcepts check --function {spec} --against {name} "
-        "says why); training with it anyway"
+    return (
+        fn,
+        name,
+        (
+            f"warning: {spec} fails {len(failed)} required check{'s' * (len(failed) > 1)} against "
+            f"{name} ({', '.join(failed)}; dlconcepts check --function {spec} --against {name} "
+            "says why); training with it anyway"
+        ),
     )
 
 

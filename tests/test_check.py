@@ -14,7 +14,7 @@ import torch
 from dlconcepts import training
 from dlconcepts.commands import check, train
 
-SIGMOID = '''import torch
+SIGMOID = """import torch
 
 
 class Sigmoid(torch.autograd.Function):
@@ -28,7 +28,7 @@ class Sigmoid(torch.autograd.Function):
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
         return {gradient}
-'''
+"""
 RIGHT = SIGMOID.format(gradient="grad_output * y * (1 - y)")
 FORGETS_GRAD_OUTPUT = SIGMOID.format(gradient="y * (1 - y)")
 
@@ -77,8 +77,16 @@ def test_an_importable_module_name_works_too(capsys: pytest.CaptureFixture[str])
     "text, argv_spec, message",
     [
         ("def f(:\n", "bad.py:f", "error: bad.py:1: SyntaxError: "),
-        ("import torch\nx = undefined_name\n", "bad.py:f", "error: bad.py:2 in <module>: NameError"),
-        ("def f(x):\n    return x\n", "bad.py:g", "error: function: expected a name bad.py defines: f"),
+        (
+            "import torch\nx = undefined_name\n",
+            "bad.py:f",
+            "error: bad.py:2 in <module>: NameError",
+        ),
+        (
+            "def f(x):\n    return x\n",
+            "bad.py:g",
+            "error: function: expected a name bad.py defines: f",
+        ),
         ("", "missing.py:f", "error: function: expected FILE.py:NAME with an existing file"),
         ("", "no_such_module:f", "error: function: expected an importable module"),
         ("", "bad.py", "error: function: expected FILE.py:NAME or module:NAME, got 'bad.py'"),
@@ -150,7 +158,10 @@ def test_train_rejects_an_activation_that_is_neither(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as e:
         train.main(["--activation", "swish"])
     assert e.value.code == 2
-    assert "expected one of sigmoid, tanh, relu or FILE.py:NAME, got 'swish'" in capsys.readouterr().err
+    assert (
+        "expected one of sigmoid, tanh, relu or FILE.py:NAME, got 'swish'"
+        in capsys.readouterr().err
+    )
 
 
 def test_the_failing_check_in_the_docs_prints_as_shown(

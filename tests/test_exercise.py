@@ -72,7 +72,9 @@ def filled(name: str) -> str:
     forward, backward = SOLUTIONS[name]
     text = exercise.starter(name).replace(FORWARD_TODO, forward).replace(BACKWARD_TODO, backward)
     if name == "backprop":
-        text = text.replace("import torch  #", "from dlconcepts import activations\nimport torch  #")
+        text = text.replace(
+            "import torch  #", "from dlconcepts import activations\nimport torch  #"
+        )
     return text
 
 
@@ -128,7 +130,9 @@ def test_an_existing_file_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_the_student_notebooks_have_no_solutions_and_no_outputs(tmp_path: Path) -> None:
     assert exercise.main(["notebooks", "--out", str(tmp_path)]) == 0
     copies = sorted(tmp_path.glob("*.ipynb"))
-    assert [p.name for p in copies] == sorted(p.name for p in exercise.REPO_NOTEBOOKS.glob("*.ipynb"))
+    assert [p.name for p in copies] == sorted(
+        p.name for p in exercise.REPO_NOTEBOOKS.glob("*.ipynb")
+    )
     for path in copies:
         cells = json.loads(path.read_text())["cells"]
         assert not [c for c in cells if "solution" in c["metadata"].get("tags", [])]

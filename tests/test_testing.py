@@ -121,7 +121,11 @@ CORRECT = [
     ("the project's sigmoid", activations.SigmoidFunction, "sigmoid"),
     ("the project's linear", layers.LinearFunction, "linear"),
     ("the project's mse_loss", losses.mse_loss, "mse_loss"),
-    ("the project's BCE", losses.binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits"),
+    (
+        "the project's BCE",
+        losses.binary_cross_entropy_with_logits,
+        "binary_cross_entropy_with_logits",
+    ),
 ]
 
 
@@ -357,9 +361,7 @@ MISTAKES = [
         frozenset({GRADCHECK, VS_PYTORCH, SHAPES}),
         "transposed",
     ),
-    Mistake(
-        "softmax overflows", CrossEntropyNaiveSoftmax, "cross_entropy", frozenset({FORWARD})
-    ),
+    Mistake("softmax overflows", CrossEntropyNaiveSoftmax, "cross_entropy", frozenset({FORWARD})),
 ]
 
 
@@ -433,9 +435,9 @@ def test_wider_forms_are_reported_without_failing() -> None:
 
 
 def test_bad_arguments_are_one_line_errors() -> None:
-    with pytest.raises(ValueError, match="against: expected one of 'sigmoid'"):
+    with pytest.raises(ValueError, match=r"against: expected one of 'sigmoid'"):
         check_function(ClassicSigmoid, "softmax")
-    with pytest.raises(TypeError, match="fn: expected a torch.autograd.Function subclass"):
+    with pytest.raises(TypeError, match=r"fn: expected a torch\.autograd\.Function subclass"):
         check_function(3, "sigmoid")
 
 

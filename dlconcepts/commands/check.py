@@ -109,5 +109,3 @@ def check_yours(
         _common.write_json(json_path, {"function_spec": spec, **report.to_dict()})
         print(f"wrote {json_path}")
     return 0 if report.passed else 1
-
-

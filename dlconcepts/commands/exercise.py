@@ -61,7 +61,9 @@ def student_copy(notebook: dict) -> dict:
 def write(path: Path, text: str, force: bool) -> None:
     if path.exists() and not force:
         raise SystemExit(
-            _common.error(f"{path}: expected a new file, got an existing one (--force overwrites it)")
+            _common.error(
+                f"{path}: expected a new file, got an existing one (--force overwrites it)"
+            )
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -98,4 +100,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.name in ("sigmoid", "tanh", "relu"):
         print(f"and train with it: dlconcepts train --activation {path}:{EXERCISES[args.name][0]}")
     return 0
-

@@ -39,4 +39,3 @@ def backward(model: MLP, values: list[Tensor], target: Tensor) -> dict[str, Tens
 def gradients(model: MLP, x: Tensor, target: Tensor) -> dict[str, Tensor]:
     """Every parameter's gradient of the cost, by hand: the function the check calls."""
     return backward(model, forward(model, x), target)
-
