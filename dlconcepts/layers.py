@@ -108,7 +108,6 @@ class LinearFunction(torch.autograd.Function):
         ctx.save_for_forward(x, weight)
         ctx.autocast = autocast_state(x.device.type)
 
-
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
