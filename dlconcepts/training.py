@@ -659,14 +659,14 @@ def fit(
     )
     if cfg.resume:
         result.history = resume(loop, cfg, log)
-    stepper = training_model(loop.model, cfg, train_set.device, world)
-    if cfg.compile:
-        result.compile_seconds = compile_steps(stepper, loop, cfg, train_set, world)
-        log(f"compiled the training step in {result.compile_seconds:.1f} s (before epoch 1)")
     writes = loop.out is not None and world.rank == 0  # one process writes for all
-    for callback in callbacks:
+    for callback in callbacks:  # first: a callback may change the model (its activations)
         callback.start(loop)
     try:
+        stepper = training_model(loop.model, cfg, train_set.device, world)
+        if cfg.compile:
+            result.compile_seconds = compile_steps(stepper, loop, cfg, train_set, world)
+            log(f"compiled the training step in {result.compile_seconds:.1f} s (before epoch 1)")
         for epoch in range(loop.start_epoch, cfg.epochs + 1):
             step_costs, seconds = run_epoch(
                 stepper, loop, cfg, train_set, epoch, world, progress, callbacks
