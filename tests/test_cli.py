@@ -81,20 +81,27 @@ def test_a_bad_option_ends_in_one_line(
     assert "Traceback" not in err and "['" not in err  # nor the whole command line as a list
 
 
-# A fresh interpreter where importing torch or torchvision fails at once: if asking for help
-# needs either, it ends in an ImportError instead of quietly taking seconds.
-WITHOUT_TORCH = """
-import sys
-sys.modules["torch"] = sys.modules["torchvision"] = None
+# A fresh interpreter that asks for help, then says whether torch, torchvision or matplotlib
+# ran: a module imported lazily is bound, but runs only when first used.
+HELP_THEN_WHAT_RAN = """
+import sys, types
 from dlconcepts.cli import main
-raise SystemExit(main(sys.argv[1:]))
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit_:
+    code = exit_.code
+ran = [n for n in ("torch", "torchvision", "matplotlib") if type(sys.modules.get(n)) is types.ModuleType]
+print("ran:", ",".join(ran), file=sys.stderr)
+raise SystemExit(code)
 """
 
 
 def help_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-c", WITHOUT_TORCH, *args, "--help"]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-c", HELP_THEN_WHAT_RAN, *args, "--help"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stderr.splitlines()[-1] == "ran: ", done.stderr
+    return done
 
 
 def test_help_imports_neither_torch_nor_torchvision_and_is_quick() -> None:

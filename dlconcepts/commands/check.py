@@ -12,8 +12,8 @@ import warnings
 
 from dlconcepts.commands import _common
 
-backprop = _common.lazy("dlconcepts.backprop")
-proofs = _common.lazy("dlconcepts.proofs")
+with _common.lazy_imports():
+    from dlconcepts import backprop, proofs
 
 
 def passed(ok: bool) -> str:

@@ -26,14 +26,10 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-activations = _common.lazy("dlconcepts.activations")
-autograd_graph = _common.lazy("dlconcepts.autograd_graph")
-backprop = _common.lazy("dlconcepts.backprop")
-data = _common.lazy("dlconcepts.data")
-init = _common.lazy("dlconcepts.init")
-losses = _common.lazy("dlconcepts.losses")
-layers = _common.lazy("dlconcepts.layers")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import activations, autograd_graph, backprop, data, layers, losses
 
 SMALL = 12  # a layer this wide or narrower gets every number; a wider one a summary
 INPUT, TARGET = (0.05, 0.10), (0.01, 0.99)  # the classic example's, for 2 inputs, 2 outputs

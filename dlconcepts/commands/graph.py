@@ -20,10 +20,10 @@ from pathlib import Path
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-autograd_graph = _common.lazy("dlconcepts.autograd_graph")
-backprop = _common.lazy("dlconcepts.backprop")
-layers = _common.lazy("dlconcepts.layers")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import autograd_graph, backprop, layers
 
 
 def torch_squared_error(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -37,11 +37,8 @@ from typing import Any
 
 from dlconcepts.commands import _common
 
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-experiments = _common.lazy("dlconcepts.experiments")
-figures = _common.lazy("dlconcepts.figures")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    from dlconcepts import activations, data, experiments, figures, training
 
 FILES: dict[str, str] = {
     "activations": "activations.png",

@@ -16,12 +16,11 @@ from PIL import UnidentifiedImageError
 
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-Image = _common.lazy("PIL.Image")
-ImageOps = _common.lazy("PIL.ImageOps")
-data = _common.lazy("dlconcepts.data")
-losses = _common.lazy("dlconcepts.losses")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
+    from PIL import Image, ImageOps
+
+    from dlconcepts import data, losses, training
 
 BOX = 20  # MNIST's digits fit a 20×20 box, centred by mass in 28×28
 TOP = 3

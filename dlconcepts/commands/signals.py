@@ -41,10 +41,10 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-data = _common.lazy("dlconcepts.data")
-experiments = _common.lazy("dlconcepts.experiments")
-figures = _common.lazy("dlconcepts.figures")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import data, experiments, figures
 
 
 def shown_layers(depth: int) -> list[int]:

@@ -59,17 +59,10 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-experiments = _common.lazy("dlconcepts.experiments")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
 
-
-def seed_list(text: str) -> tuple[int, ...]:
-    """``"1,2,3"`` -> ``(1, 2, 3)``: an argparse type for one or more comma-separated seeds."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ints like 1,2,3, got {text!r}") from None
+    from dlconcepts import experiments, training
 
 
 def _groups(runs: list[experiments.Run]) -> dict[tuple[str, str], list[experiments.Run]]:
@@ -153,15 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
         "batch-size",
         "optimizer",
         "lr",
+        "momentum",
         "device",
         "data-dir",
         "limit-train",
+        "limit-test",
+        "no-progress",
         "dry-run",
         hidden=s.hidden,
         epochs=s.epochs,
         batch_size=s.batch_size,
         optimizer=s.optimizer,
         lr=s.lr,
+        momentum=s.momentum,
     )
     p = _common.parser(
         "study",
@@ -170,17 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seeds",
-        type=seed_list,
+        type=_common.seed_list,
         default="1",
         help="comma-separated; several give median [min–max]",
     )
-    p.add_argument(
-        "--momentum", type=_common.non_negative_float, default=s.momentum, help="SGD momentum"
-    )
-    p.add_argument(
-        "--limit-test", type=_common.positive_int, default=None, help="first N test examples"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
