@@ -462,6 +462,25 @@ def checkpoint_path(path: Path) -> Path:
     return path / training.CHECKPOINT if path.is_dir() else path
 
 
+def trained_model(path: Path) -> tuple[torch.nn.Module, choices.TrainConfig]:
+    """The model and config of a ``--checkpoint`` (a folder or its checkpoint.pt), checked to
+    hold only finite weights: one NaN makes every prediction NaN. A checkpoint that is not
+    usable raises ``training.CheckpointError``."""
+    import torch
+
+    from dlconcepts import training
+
+    path = checkpoint_path(path)
+    model, cfg = training.model_from_checkpoint(path)
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            bad = param[~torch.isfinite(param)][0].item()
+            raise training.CheckpointError(
+                f"{path}: {name}: expected finite weights, got {bad} (the run diverged)"
+            )
+    return model, cfg
+
+
 def device(name: str) -> torch.device:
     """The torch device for an already checked ``--device`` value: the one place a command
     turns ``auto`` into a device."""
