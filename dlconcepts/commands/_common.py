@@ -514,21 +514,27 @@ def load_splits(
         raise SystemExit(error(e)) from None
 
 
+def split_options(cfg: training.TrainConfig, device: torch.device) -> dict[str, Any]:
+    """The ``data.load_splits`` keywords of what ``cfg`` asks for: dataset, folder, dtype
+    and limits."""
+    from dlconcepts import training
+
+    return {
+        "dataset": cfg.dataset,
+        "data_dir": cfg.data_dir,
+        "download": cfg.download,
+        "device": device,
+        "dtype": training.DTYPES[cfg.dtype],
+        "limit_train": cfg.limit_train,
+        "limit_test": cfg.limit_test,
+    }
+
+
 def splits_for(
     cfg: training.TrainConfig, device: torch.device
 ) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
-    """:func:`load_splits` of what ``cfg`` asks for: dataset, folder, dtype and limits."""
-    from dlconcepts import training
-
-    return load_splits(
-        dataset=cfg.dataset,
-        data_dir=cfg.data_dir,
-        download=cfg.download,
-        device=device,
-        dtype=training.DTYPES[cfg.dtype],
-        limit_train=cfg.limit_train,
-        limit_test=cfg.limit_test,
-    )
+    """:func:`load_splits` of what ``cfg`` asks for (:func:`split_options`)."""
+    return load_splits(**split_options(cfg, device))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
