@@ -35,7 +35,6 @@ import math
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from dlconcepts import choices
@@ -133,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--img",
-        type=Path,
+        type=_common.out_folder,
         default=argparse.SUPPRESS,
+        metavar="DIR",
         help="folder for signals.png (default: --out)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw signals.png")
