@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         type=_common.positive_int,
         default=choices.SIGNALS_BATCH,
-        help=f"MNIST training examples in the batch (--dry-run: {choices.SIGNALS_DRY_RUN_BATCH})",
+        help=f"MNIST training examples in the batch (default: {choices.SIGNALS_BATCH}; "
+        f"{choices.SIGNALS_DRY_RUN_BATCH} with --dry-run)",
     )
     p.add_argument(
         "--img",
