@@ -417,13 +417,13 @@ def grid_options() -> argparse.ArgumentParser:
     return parent
 
 
-def network_options(sizes: str | None = "2,2,2") -> argparse.ArgumentParser:
+def network_options(
+    sizes: str | None = "2,2,2", sizes_help: str = "layer sizes, input to output"
+) -> argparse.ArgumentParser:
     """A parent parser with the small network that ``explain`` and ``graph`` show: its
     ``--sizes``, hidden ``--activation``, ``--output-activation`` and ``--loss``."""
     parent = options("activation", activation="sigmoid")
-    parent.add_argument(
-        "--sizes", type=layer_sizes, default=sizes, help="layer sizes, input to output"
-    )
+    parent.add_argument("--sizes", type=layer_sizes, default=sizes, help=sizes_help)
     parent.add_argument(
         "--output-activation",
         type=output_activation,

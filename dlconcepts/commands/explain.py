@@ -61,7 +61,18 @@ def step_count(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     shared = _common.options("lr", "seed", "data-dir", "json", lr=0.5, seed=1)
-    p = _common.parser("explain", __doc__, [_common.network_options(sizes=None), shared])
+    p = _common.parser(
+        "explain",
+        __doc__,
+        [
+            _common.network_options(
+                sizes=None,
+                sizes_help="layer sizes, input to output (default: 2,2,2; 784,16,10 with "
+                "--mnist-index)",
+            ),
+            shared,
+        ],
+    )
     p.add_argument(
         "--init", choices=choices.SCHEMES, default="xavier", help="weights, unless --weights"
     )

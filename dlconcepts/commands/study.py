@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_test=args.limit_test,
     )
     if args.dry_run:
-        base = dataclasses.replace(base, **experiments.STUDY_DRY_RUN)
+        base = _common.dry_run(base)
     device = _common.device(base.device)
     train_set, test_set = _common.splits_for(base, device)
     inits = {name: _common.INITS[name] for name in args.inits}
