@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         [
             _common.network_options(
                 sizes=None,
-                sizes_help="layer sizes, input to output (default: 2,2,2; 784,16,10 with "
-                "--mnist-index)",
+                sizes_help="layer sizes, input to output (default: 2,2,2; "
+                f"{','.join(map(str, MNIST_SIZES))} with --mnist-index)",
             ),
             shared,
         ],
