@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "graph": ("dlconcepts.commands.graph", "the autograd graph of an MLP's cost, as Graphviz DOT"),
     "predict": ("dlconcepts.commands.predict", "classify your own digit images with a checkpoint"),
+    "exercise": ("dlconcepts.commands.exercise", "a starter file to write a backward pass by hand"),
 }
 
 

@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlconcepts import activations, choices
+from dlconcepts import activations, names
 from dlconcepts import init as dl_init
 from dlconcepts._checks import invalid, one_of
 
-IMPLS = choices.IMPLS
+IMPLS = names.IMPLS
 
 
 def _batch(t: Tensor) -> Tensor:
@@ -54,6 +54,20 @@ def bias_grad(grad_output: Tensor) -> Tensor:
     return _batch(grad_output).sum(0)
 
 
+def autocast_state(device_type: str) -> tuple[str, bool, torch.dtype]:
+    """``torch.autocast``'s state for ``device_type`` now: (device type, enabled, dtype).
+
+    Under autocast the forward's matrix product runs in float16 or bfloat16, so the incoming
+    gradient has that dtype while the saved weight is still float32, and the backward runs
+    after the ``with torch.autocast(...)`` block has ended. PyTorch's recipe for a custom
+    Function (``torch.amp.custom_fwd`` / ``custom_bwd``) records this state in the forward and
+    runs the backward under it, so its products cast alike; ``setup_context`` records it here
+    (``custom_fwd`` writes to a ``ctx`` argument that a ``forward`` without ``ctx`` lacks).
+    """
+    enabled = torch.is_autocast_enabled(device_type)
+    return device_type, enabled, torch.get_autocast_dtype(device_type)
+
+
 class LinearFunction(torch.autograd.Function):
     r"""``y = x Wᵀ + b`` with a hand-written backward.
 
@@ -66,6 +80,8 @@ class LinearFunction(torch.autograd.Function):
 
     The weight and bias gradients sum over the batch because every example reaches the
     cost through the same W: by the multivariable chain rule the paths add up.
+    Under ``torch.autocast`` the products run in the autocast dtype, forward and backward
+    alike (:func:`autocast_state`), as ``torch.nn.functional.linear``'s do.
     The backward uses only differentiable tensor ops, so it can itself be differentiated
     (``gradgradcheck``); ``jvp`` gives forward-mode AD.
     """
@@ -90,16 +106,19 @@ class LinearFunction(torch.autograd.Function):
         needs_x, needs_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         ctx.save_for_forward(x, weight)
+        ctx.autocast = autocast_state(x.device.type)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        return (
-            input_grad(grad_output, weight) if needs_x else None,
-            weight_grad(grad_output, x) if needs_w else None,
-            bias_grad(grad_output) if needs_b else None,
-        )
+        device_type, enabled, dtype = ctx.autocast  # the products as the forward's ran
+        with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+            return (
+                input_grad(grad_output, weight) if needs_x else None,
+                weight_grad(grad_output, x) if needs_w else None,
+                bias_grad(grad_output) if needs_b else None,
+            )
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor | None, w_t: Tensor | None, b_t: Tensor | None) -> Tensor:
@@ -113,6 +132,12 @@ class LinearFunction(torch.autograd.Function):
         if b_t is not None:
             out = out + b_t
         return out
+
+
+# The same Function without its jvp, for torch.compile (see dlconcepts.activations.apply).
+@activations.traceable
+class _TraceableLinear(LinearFunction):
+    jvp = activations.WITHOUT_JVP
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -141,7 +166,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             tuple(bias.shape),
             f"({weight.shape[0]},) to match weight shape {tuple(weight.shape)}",
         )
-    return LinearFunction.apply(x, weight, bias)
+    return activations.apply(LinearFunction, x, weight, bias)
 
 
 class Linear(nn.Module):

@@ -31,7 +31,7 @@ with _common.lazy_imports():
     import torch
     import tqdm
 
-    from dlconcepts import distributed, training
+    from dlconcepts import distributed, testing, training
 
 
 def preset_option() -> argparse.ArgumentParser:
@@ -70,9 +70,11 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=choices.DATASETS, default=d.dataset, help="dataset")
     p.add_argument(
         "--activation",
-        choices=list(choices.ACTIVATIONS),
+        type=activation,
         default=d.activation,
-        help="hidden activation",
+        metavar="{sigmoid,tanh,relu} or FILE.py:NAME",
+        help="hidden activation: a built-in, or your own autograd.Function (FILE.py:NAME or "
+        "module:NAME), checked first against the built-in it computes",
     )
     p.add_argument("--init", choices=choices.SCHEMES, default=d.init, help="weight initialization")
     p.add_argument(
@@ -127,9 +129,21 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | None, int, int]:
-    """The run ``argv`` asks for, where and how often to log it for TensorBoard, and in how
-    many processes; a bad option exits with one line naming the bad value."""
+def activation(text: str) -> str:
+    """``--activation``: a built-in's name, or ``FILE.py:NAME`` / ``module:NAME``."""
+    if text in choices.ACTIVATIONS or ":" in text:
+        return text
+    listed = ", ".join(choices.ACTIVATIONS)
+    raise argparse.ArgumentTypeError(f"expected one of {listed} or FILE.py:NAME, got {text!r}")
+
+
+def parse_args(
+    argv: list[str] | None,
+) -> tuple[training.TrainConfig, Path | None, int, int, str | None]:
+    """The run ``argv`` asks for, where and how often to log it for TensorBoard, in how
+    many processes, and the learner's own activation (``--activation FILE.py:NAME``, run in
+    place of the built-in it computes, after its checks: one warning line if any fails); a
+    bad option exits with one line naming the bad value."""
     preset, _ = preset_option().parse_known_args(argv)
     parser = build_parser(preset.preset)
     args = vars(parser.parse_args(argv))
@@ -137,6 +151,14 @@ def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | Non
     tensorboard, log_every = args.pop("tensorboard"), args.pop("log_every")
     nproc = args.pop("nproc")
     del args["preset"]
+    yours = args["activation"] if ":" in args["activation"] else None
+    if yours is not None:
+        try:
+            _, args["activation"], warning = testing.check_activation(yours)
+        except (ValueError, TypeError) as e:
+            parser.error(str(e))
+        if warning:
+            print(warning, file=sys.stderr)
     args["progress"] = not args.pop("no_progress")
     try:
         cfg = training.TrainConfig(**args)
@@ -144,7 +166,7 @@ def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | Non
         parser.error(str(e))
     if dry_run:
         cfg = dataclasses.replace(cfg, epochs=1, max_steps=5, limit_test=cfg.limit_test or 1000)
-    return cfg, tensorboard, log_every, nproc
+    return cfg, tensorboard, log_every, nproc, yours
 
 
 class TensorBoardLog:
@@ -283,16 +305,16 @@ def last_checkpoint(out: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, tensorboard, log_every, nproc = parse_args(argv)
+    cfg, tensorboard, log_every, nproc, yours = parse_args(argv)
     device = _common.device(cfg.device)
     try:
         if nproc > 1:
-            distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every))
+            distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every, yours))
             return 0
         if distributed.launched_by_torchrun():
-            train_rank(distributed.start(device), cfg, tensorboard, log_every)
+            train_rank(distributed.start(device), cfg, tensorboard, log_every, yours)
             return 0
-        return train(cfg, tensorboard, log_every, device)
+        return train(cfg, tensorboard, log_every, device, yours)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {last_checkpoint(cfg.out)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -303,24 +325,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_rank(
-    device: torch.device, cfg: training.TrainConfig, tensorboard: Path | None, log_every: int
+    device: torch.device,
+    cfg: training.TrainConfig,
+    tensorboard: Path | None,
+    log_every: int,
+    yours: str | None = None,
 ) -> None:
     """One rank of a data-parallel run, in a process group already started."""
-    train(cfg, tensorboard, log_every, device)
+    train(cfg, tensorboard, log_every, device, yours)
 
 
 def train(
-    cfg: training.TrainConfig, tensorboard: Path | None, log_every: int, device: torch.device
+    cfg: training.TrainConfig,
+    tensorboard: Path | None,
+    log_every: int,
+    device: torch.device,
+    yours: str | None = None,
 ) -> int:
-    """The run ``cfg``, printed as it goes; every check on the options and outputs first."""
+    """The run ``cfg``, printed as it goes; every check on the options and outputs first;
+    ``yours`` (``FILE.py:NAME``) in place of every hidden activation."""
     world = distributed.current()
     callbacks = [tensorboard_log(tensorboard, log_every)] if tensorboard and world.rank == 0 else []
+    if yours is not None:  # first: the other callbacks see the model with it
+        callbacks.insert(0, testing.UseActivation(yours))
     if cfg.out:
         training.check_writable(Path(cfg.out), "checkpoints")
     if cfg.compile:  # the compiler's C++ toolchain probe warns about CUDA even on a CPU run
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     print(
-        f"dlconcepts train: {cfg.impl} pieces, {cfg.activation} + {cfg.init} init, "
+        f"dlconcepts train: {cfg.impl} pieces, {yours or cfg.activation} + {cfg.init} init, "
         f"MLP {'-'.join(map(str, cfg.sizes))}, {cfg.optimizer} lr {cfg.lr}, {cfg.epochs} epochs, "
         f"batch {cfg.batch_size}, device {device}, {torch.get_num_threads()} threads"
         + (f", {world.size} processes ({world.backend})" if world.size > 1 else "")
