@@ -50,8 +50,10 @@ def test_a_png_of_a_test_digit_is_classified_correctly(
     label = int(test.labels[index])
     png = as_png(test, index, tmp_path / "digit.png")
     assert predict.main([str(png), "--checkpoint", str(run), "--mnist-index", str(index)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
     assert lines[0].startswith(f"{png}: {label} (") and lines[0].count("%") == 3
+    assert err == ""  # a real digit gets no warning
     assert lines[1].startswith(f"mnist test digit {index} (label {label}): {label} (")
 
 

@@ -3,8 +3,10 @@
 Each PNG or JPEG, of any size, is prepared the way MNIST's digits were: grayscale, inverted
 when it is dark ink on a light background, cropped to the ink, scaled so its longer side is
 20 pixels, and placed in a 28×28 field with its centre of mass at the centre; then normalised
-as in training. ``--mnist-index I`` takes test digit I instead. Prints the top 3 classes with
-their probabilities. The checkpoint comes from ``dlconcepts train --out DIR``.
+as in training. A 16-bit grayscale PNG is scaled by its depth. A picture with almost no ink
+(a dot) or ink nearly everywhere (noise) is still classified, with a warning: the network
+answers a digit for anything. ``--mnist-index I`` takes test digit I instead. Prints the top
+3 classes with their probabilities. The checkpoint comes from ``dlconcepts train --out DIR``.
 """
 
 from __future__ import annotations
