@@ -18,9 +18,8 @@ from pathlib import Path
 
 from dlconcepts.commands import _common
 
-backprop = _common.lazy("dlconcepts.backprop")
-proofs = _common.lazy("dlconcepts.proofs")
-testing = _common.lazy("dlconcepts.testing")
+with _common.lazy_imports():
+    from dlconcepts import backprop, proofs, testing
 
 # testing.AGAINST, without importing torch for --help
 AGAINST = (
@@ -54,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         "NAME(model, x, target) returns every parameter's gradient, checked against autograd)",
     )
     parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="with --function: also write the report as JSON"
+        "--json",
+        **{**_common.OPTIONS["json"], "help": "with --function: also write the report as JSON"},
     )
     args = parser.parse_args(argv)
     if args.function is not None and args.against is None:

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=[*EXERCISES, NOTEBOOKS],
         help="the piece to write by hand, or 'notebooks' for the student copy of the notebooks",
     )
-    parser.add_argument("--out", type=Path, default=Path("exercises"), help="folder to write into")
+    parser.add_argument(
+        "--out", type=_common.out_folder, default="exercises", help="folder to write into"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     args = parser.parse_args(argv)
     if args.name == NOTEBOOKS:

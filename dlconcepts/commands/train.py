@@ -33,14 +33,11 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-tqdm = _common.lazy("tqdm")
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-distributed = _common.lazy("dlconcepts.distributed")
-init = _common.lazy("dlconcepts.init")
-training = _common.lazy("dlconcepts.training")
-testing = _common.lazy("dlconcepts.testing")
+with _common.lazy_imports():
+    import torch
+    import tqdm
+
+    from dlconcepts import distributed, testing, training
 
 # training examples in MNIST and in Fashion-MNIST: what a run without --limit-train splits
 TRAIN_EXAMPLES = 60_000
@@ -61,7 +58,24 @@ def preset_option() -> argparse.ArgumentParser:
 def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     """Every option of ``dlconcepts train``, with the defaults of ``preset``."""
     d = choices.TrainConfig()
-    p = _common.parser("train", __doc__, [_common.options(), preset_option()])
+    shared = _common.options(
+        "hidden",
+        "epochs",
+        "batch-size",
+        "optimizer",
+        "lr",
+        "momentum",
+        "impl",
+        "seed",
+        "device",
+        "dtype",
+        "data-dir",
+        "limit-train",
+        "limit-test",
+        "no-progress",
+        "dry-run",
+    )
+    p = _common.parser("train", __doc__, [shared, preset_option()])
     p.add_argument("--dataset", choices=choices.DATASETS, default=d.dataset, help="dataset")
     p.add_argument(
         "--activation",
@@ -74,15 +88,6 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     p.add_argument("--init", choices=choices.SCHEMES, default=d.init, help="weight initialization")
     p.add_argument(
         "--init-std", type=_common.positive_float, default=d.init_std, help="std of --init random"
-    )
-    p.add_argument(
-        "--impl",
-        choices=choices.IMPLS,
-        default=d.impl,
-        help="hand-written pieces or PyTorch's built-ins",
-    )
-    p.add_argument(
-        "--momentum", type=_common.non_negative_float, default=d.momentum, help="SGD momentum"
     )
     p.add_argument(
         "--weight-decay",
@@ -100,12 +105,6 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=None, help="folder for metrics.json and checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument(
-        "--limit-test",
-        type=_common.positive_int,
-        default=None,
-        help="use only the first N test examples",
-    )
     p.add_argument(
         "--nproc",
         type=_common.positive_int,
@@ -126,11 +125,6 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         help="mixed precision: the training steps under torch.autocast, in bfloat16 on the "
         "CPU and on GPUs with bfloat16 units, in float16 with a gradient scaler on older GPUs; "
         "the weights stay float32",
-    )
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars (they are only ever drawn when stderr is a terminal)",
     )
     p.add_argument(
         "--tensorboard",
