@@ -2,7 +2,6 @@
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -100,9 +99,9 @@ def test_a_diverging_pair_is_an_error_not_a_row(capsys: pytest.CaptureFixture[st
 @pytest.mark.parametrize(
     "argv, bad",
     [
-        (["--lr", "1e39"], "1e+39"),  # beyond float32, SGD's step is lr itself
+        (["--lr", "1e39"], "'1e39'"),  # beyond float32
         (["--optimizer", "adam", "--lr", "1e38"], "1e+38"),  # Adam's first step is 10·lr
-        (["--dtypes", "float64,float32", "--lr", "1e39"], "1e+39"),  # any dtype asked for
+        (["--dtypes", "float64,float32", "--optimizer", "adam", "--lr", "1e38"], "1e+38"),
         (["--hidden", "100000000"], "79,500,000,010 parameters in each of 2 models"),
     ],
 )
@@ -110,22 +109,3 @@ def test_a_number_beyond_the_dtype_is_refused(
     argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_refused(compare.main, ["--dry-run", *argv], bad, capsys)
-
-
-def test_a_json_inside_a_file_fails_before_the_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "notes.txt").write_text("keep me")
-    monkeypatch.setattr(compare, "compare_pair", lambda *a: pytest.fail("the work started"))
-    notes = str(tmp_path / "notes.txt")
-    for json_arg, named, found in (
-        (f"{notes}/rows.json", notes, "an existing file"),
-        (f"{notes}/a/rows.json", f"{notes}/a", f"Not a directory ({notes} is a file)"),
-        (str(tmp_path), str(tmp_path), "a folder"),
-        ("", "--json", "expected a file name, got ''"),
-    ):
-        assert compare.main(["--dry-run", "--json", json_arg]) == 1
-        err = capsys.readouterr().err.strip()
-        assert err.startswith(f"error: {named}: ") and found in err, err
-        assert len(err.splitlines()) == 1
-    assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -379,15 +379,25 @@ def test_float_max_is_torchs() -> None:
         assert choices.FLOAT_MAX[name] == torch.finfo(dtype).max, name
 
 
+def test_the_library_bounds_numbers_by_the_runs_dtype() -> None:
+    with pytest.raises(ValueError, match=r"lr: expected at most 1\.8e\+307, so that Adam's"):
+        TrainConfig(dtype="float64", lr=1e308)
+    TrainConfig(dtype="float64", optimizer="sgd", lr=1e308)  # a float64 number: it diverges
+    with pytest.raises(ValueError, match=r"lr: expected at most 3\.4e\+38, the largest float32"):
+        TrainConfig(optimizer="sgd", lr=1e39)
+
+
 @pytest.mark.parametrize(
     "argv, bad",
     [
-        (["--lr", "1e308"], "lr: expected at most 3.4e+37"),  # Adam: 10·lr beyond float32
-        (["--optimizer", "sgd", "--lr", "1e39"], "lr: expected at most 3.4e+38"),
-        (["--dtype", "float64", "--lr", "1e308"], "lr: expected at most 1.8e+307"),
-        (["--init", "random", "--init-std", "1e300"], "init_std: expected at most 3.4e+38"),
-        (["--momentum", "1e300"], "momentum: expected at most 3.4e+38"),
-        (["--weight-decay", "1e300"], "weight_decay: expected at most 3.4e+38"),
+        # beyond float32: refused by the option itself, for either dtype
+        (["--lr", "1e308"], "'1e308'"),
+        (["--dtype", "float64", "--lr", "1e308"], "'1e308'"),
+        (["--init", "random", "--init-std", "1e300"], "'1e300'"),
+        (["--momentum", "1e300"], "'1e300'"),
+        # within float32, but not what the optimizer makes of it
+        (["--lr", "1e38"], "lr: expected at most 3.4e+37"),  # Adam's first step: 10·lr
+        (["--lr", "2", "--weight-decay", "2e38"], "weight_decay: expected at most 1.7e+38"),
         (["--amp", "--dtype", "float64"], "amp: expected dtype float32"),
     ],
 )

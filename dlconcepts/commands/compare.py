@@ -16,7 +16,6 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dlconcepts import choices
 from dlconcepts.commands import _common
@@ -128,15 +127,6 @@ def format_table(rows: list[PairResult]) -> str:
     return _common.markdown_table(header, cells, right=3)
 
 
-def check_json(path: str) -> None:
-    """``--json`` must name a file that can be written, checked before the work."""
-    if not path:
-        raise training.CheckpointError("--json: expected a file name, got ''")
-    if Path(path).is_dir():
-        raise training.CheckpointError(f"{path}: expected a file name for --json, got a folder")
-    training.check_writable(Path(path).parent, "the --json file")
-
-
 def base_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> training.TrainConfig:
     """The run every pair shares (in the first of ``--dtypes``); what only a combination of
     options rules out (an ``--lr`` beyond one dtype's range) is refused as a bad option."""
@@ -193,11 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     args = parser.parse_args(argv)
     base = base_config(args, parser)
-    if args.json is not None:
-        try:
-            check_json(args.json)
-        except training.CheckpointError as e:
-            return _common.error(e)
     device = _common.device(base.device)
     try:  # the two models of a pair train side by side
         training.check_memory(base, device, copies=2, of="models")

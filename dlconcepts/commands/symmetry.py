@@ -248,12 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    largest = choices.FLOAT_MAX["float32"]  # the models are float32
-    if abs(args.constant) > largest:
-        parser.error(
-            f"argument --constant: expected at most {largest:.3g} in absolute value, the "
-            f"largest float32 number, got {args.constant!r}"
-        )
     try:
         cfg = training.TrainConfig(
             activation=args.activation,
