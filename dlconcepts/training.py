@@ -526,8 +526,14 @@ def memory_available(device: torch.device) -> int | None:
     """Free memory of ``device`` in bytes (the GPU's, or the machine's), None if unknown."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    known = [free for free in (_system_free(), _cgroup_free()) if free is not None]
+    return min(known) if known else None
+
+
+def _system_free() -> int | None:
+    """What the machine can give without swapping (Linux's MemAvailable)."""
     try:
-        with open("/proc/meminfo") as f:  # Linux: what can be had without swapping
+        with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -536,6 +542,18 @@ def memory_available(device: torch.device) -> int | None:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_free(folder: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """What this container may still use (cgroup v2), where it is capped below the machine:
+    beyond it the out-of-memory killer ends the process, whatever the machine has free."""
+    try:
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((folder / "memory.current").read_text())
+    except (OSError, ValueError):
         return None
 
 

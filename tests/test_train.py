@@ -445,6 +445,15 @@ def test_a_model_beyond_memory_is_refused_before_anything_is_allocated(
     assert training.memory_needed(cfg) >= 79_500_000_010 * 4 * 4  # weights, grads, Adam's 2
 
 
+def test_a_containers_memory_cap_counts(tmp_path: Path) -> None:
+    assert training._cgroup_free(tmp_path) is None  # no cgroup v2 files: no cap known
+    (tmp_path / "memory.max").write_text("max\n")
+    (tmp_path / "memory.current").write_text("400\n")
+    assert training._cgroup_free(tmp_path) is None  # uncapped
+    (tmp_path / "memory.max").write_text("1000\n")
+    assert training._cgroup_free(tmp_path) == 600
+
+
 def test_an_allocation_failure_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
