@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # autodoc documents this checkout's dlconcepts
 
 project = "dlconcepts"
 author = "the dlconcepts authors"
-copyright = "the dlconcepts authors, MIT licence"  # noqa: A001 (Sphinx's name)
+copyright = "the dlconcepts authors, MIT licence"
 
 extensions = [
     "myst_nb",  # MyST Markdown pages and the .ipynb notebooks
