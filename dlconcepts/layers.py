@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlconcepts import activations, choices
+from dlconcepts import activations, names
 from dlconcepts import init as dl_init
 from dlconcepts._checks import invalid, one_of
 
-IMPLS = choices.IMPLS
+IMPLS = names.IMPLS
 
 
 def _batch(t: Tensor) -> Tensor:
