@@ -46,6 +46,7 @@ language = "en"
 # MyST: $…$ and $$…$$ math, ::: fences, definition lists (the glossary), heading anchors
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
+myst_dmath_double_inline = True  # $$…$$ inside a paragraph or list item, as Jupyter renders it
 nb_execution_mode = "off"  # the committed outputs are shown; the tests execute the notebooks
 nb_merge_streams = True
 

@@ -154,3 +154,12 @@ def test_every_link_and_anchor_of_the_built_site_resolves() -> None:
                     broken.append(f"{where}: no id #{parts.fragment}")
     assert len(parsed) > 20, f"only {len(parsed)} pages were built"
     assert not broken, "broken links in the built site:\n" + "\n".join(broken)
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    """The README's test command is what `.ci/run` runs, word for word."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^(pip install -e \"\.\[test[^\n]*?&& pytest)\b", readme, re.MULTILINE)
+    assert len(commands) == 1, f"the README's test command: found {commands}"
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert commands[0] == ci[-1], f"README: {commands[0]!r}\n.ci/run ends with: {ci[-1]!r}"
