@@ -163,3 +163,8 @@ def test_ci_runs_the_readmes_test_command() -> None:
     assert len(commands) == 1, f"the README's test command: found {commands}"
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     assert commands[0] == ci[-1], f"README: {commands[0]!r}\n.ci/run ends with: {ci[-1]!r}"
+
+
+def test_the_book_builds_with_warnings_as_errors() -> None:
+    """The README's build command (``sphinx-build -W``) succeeds and makes the start page."""
+    assert (site() / "index.html").is_file()
