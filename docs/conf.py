@@ -58,7 +58,7 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
 html_theme = "furo"
-html_title = "dlconcepts: deep learning's fundamentals, by hand"
+html_title = "dlconcepts"
 html_static_path = ["_static"]
 html_css_files = ["book.css"]
 html_show_sourcelink = False
@@ -103,6 +103,8 @@ def _book_link(match: re.Match[str]) -> str:
     target = match.group(1)
     if target.startswith("README.md"):
         return "](../index.md)"
+    if target.startswith("docs/"):  # a chapter of this book, seen from the repository's root
+        return f"](../{target.removeprefix('docs/')})"
     module = re.fullmatch(r"dlconcepts/(\w+)\.py", target)
     if module is None:
         return match.group(0)  # left as it is: sphinx-build -W reports it if it is broken
