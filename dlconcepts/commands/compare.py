@@ -141,12 +141,12 @@ def base_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tr
             seed=args.seed,
             device=args.device,
             data_dir=args.data_dir,
-            limit_train=1000 if args.dry_run else args.limit_train,
-            limit_test=1000 if args.dry_run else None,
-            max_steps=5 if args.dry_run else None,
+            limit_train=args.limit_train,
             progress=False,
             dtype=args.dtypes[0],
         )
+        if args.dry_run:
+            base = _common.dry_run(base)
         for dtype in args.dtypes[1:]:
             dataclasses.replace(base, dtype=dtype)
     except ValueError as e:

@@ -266,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # an --lr beyond float32's range
         parser.error(str(e))
     steps, every = args.steps, args.every
-    if args.dry_run:  # 20 steps on 1000 examples
-        cfg = dataclasses.replace(cfg, limit_train=1000, limit_test=1000)
-        steps, every = 20, 5
+    if args.dry_run:  # a row after each of the dry run's few steps
+        cfg = _common.dry_run(cfg)
+        steps, every = cfg.max_steps, 1
     device = _common.device(cfg.device)
     try:  # the constant and the He copy
         training.check_memory(cfg, device, copies=2, of="models")
