@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import unicodedata
 from pathlib import Path
 
 import pytest
 import torch
 
+import dlconcepts
 from dlconcepts import activations, backprop, init, init_extra, layers, losses
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dlconcepts"
@@ -305,3 +307,15 @@ def test_the_docstring_scan_sees_a_tab() -> None:  # negative control
         docstring_control_characters(plain.replace('"""N', 'r"""N')) == []
     )  # a raw one keeps \text
     assert docstring_control_characters('"""A\n\x07bell"""') == ["2: '\\x07'"]
+
+
+def test_the_package_docstring_names_every_module() -> None:
+    """``dlconcepts/__init__.py`` is the map of the package: no module left off it."""
+    doc = dlconcepts.__doc__ or ""
+    top = {module_name(p) for p in PACKAGE.glob("*.py")} | {
+        module_name(p.parent) for p in PACKAGE.glob("*/__init__.py")
+    }
+    named = set(re.findall(r"``(dlconcepts(?:\.\w+)?)``", doc))
+    missing = sorted(top - named - {"dlconcepts", "dlconcepts.__main__"})
+    assert not missing, f"modules the package docstring does not name: {missing}"
+    assert not named - top, f"named but not modules: {sorted(named - top)}"
