@@ -271,3 +271,13 @@ def test_train_dry_run_is_the_run_without_it_cut_down() -> None:
     argv = ["--hidden", "32,16", "--epochs", "3", "--limit-train", "640"]
     dry = train.parse_args([*argv, "--dry-run"])[0]
     assert dry == _common.dry_run(train.parse_args(argv)[0])
+
+
+def test_a_commands_run_is_what_its_shared_options_set() -> None:
+    """Each shared option's dest is the TrainConfig field it sets; nothing else is taken."""
+    args = argparse.Namespace(batch_size=64, lr=0.1, out="figures", activations=("relu",))
+    cfg = _common.train_config(args, choices.STUDY, progress=False)
+    assert (cfg.batch_size, cfg.lr, cfg.progress) == (64, 0.1, False)
+    assert (cfg.out, cfg.hidden, cfg.activation) == (None, choices.STUDY.hidden, "relu")
+    dry = _common.train_config(argparse.Namespace(epochs=9, dry_run=True))
+    assert dry == _common.dry_run(choices.TrainConfig(epochs=9))

@@ -374,6 +374,23 @@ def dry_run(cfg: choices.TrainConfig) -> choices.TrainConfig:
     )
 
 
+def train_config(
+    args: argparse.Namespace, base: choices.TrainConfig | None = None, **fixed: Any
+) -> choices.TrainConfig:
+    """``base`` (the training defaults if None) with what the shared options in ``args`` set
+    (an option's dest is the field it sets: ``--batch-size`` sets ``batch_size``) and the
+    command's ``fixed`` fields, cut down by the one policy under ``--dry-run``. A combination
+    that ``TrainConfig`` refuses (Adam's 10·lr beyond the dtype's range) raises ValueError."""
+    fields = {f.name for f in dataclasses.fields(choices.TrainConfig)}
+    given = {
+        dest: getattr(args, dest)
+        for dest in (name.replace("-", "_") for name in OPTIONS)
+        if dest in fields and hasattr(args, dest)
+    }
+    cfg = dataclasses.replace(base or choices.TrainConfig(), **given, **fixed)
+    return dry_run(cfg) if getattr(args, "dry_run", False) else cfg
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Each option's default after its help, as it would be typed (``0.05,0.1``,
     ``runs/study runs/signals``); none where there is nothing to show (no default, a flag
