@@ -30,6 +30,8 @@ from dlconcepts.names import (
     NUM_CLASSES,
     NUM_FEATURES,
     SCHEMES,
+    TEST_EXAMPLES,
+    TRAIN_EXAMPLES,
 )
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "SIGNALS_BATCH",
     "SIGNALS_DRY_RUN_BATCH",
     "STUDY",
+    "TEST_EXAMPLES",
+    "TRAIN_EXAMPLES",
     "TrainConfig",
 ]
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dlconcepts import choices, names
+from dlconcepts import choices
 from dlconcepts.commands import _common
 
 with _common.lazy_imports():
@@ -332,7 +332,7 @@ def check_run(cfg: training.TrainConfig, nproc: int, device: torch.device) -> No
     available, what = available_processes(device)
     if nproc > available:
         raise ValueError(f"nproc: expected at most the {available} {what} here, got {nproc}")
-    examples = min(cfg.limit_train or names.TRAIN_EXAMPLES, names.TRAIN_EXAMPLES)
+    examples = min(cfg.limit_train or choices.TRAIN_EXAMPLES, choices.TRAIN_EXAMPLES)
     distributed.check_even_split(examples, cfg.batch_size, distributed.World(0, nproc))
     training.check_out(cfg)
     # processes on the CPU share its memory; on CUDA each has a GPU of its own
