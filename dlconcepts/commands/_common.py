@@ -111,24 +111,22 @@ def _bad(value: str, expected: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, expected: str, ok: Callable[[int], bool]) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _bad(text, "a positive int") from None
-    if value < 1:
-        raise _bad(text, "a positive int")
+        raise _bad(text, expected) from None
+    if not ok(value):
+        raise _bad(text, expected)
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, "a positive int", lambda v: v > 0)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad(text, "an int >= 0") from None
-    if value < 0:
-        raise _bad(text, "an int >= 0")
-    return value
+    return _integer(text, "an int >= 0", lambda v: v >= 0)
 
 
 def _number(text: str, expected: str, ok: Callable[[float], bool]) -> float:
