@@ -1,4 +1,4 @@
-r"""``dlconcepts plot WHAT``: draw the README's pictures (needs the 'plot' extra).
+r"""``dlconcepts plot WHAT``: draw the docs' pictures (needs the 'plot' extra).
 
 ========================= ==================================================================
 WHAT                      picture
@@ -22,7 +22,7 @@ The pictures go into ``--out``, ``runs/plot`` under the current directory by def
 looked for in the ``--results`` folders (their default outputs, ``runs/study`` and
 ``runs/signals``). Signals without a ``signals.json`` are measured here (a second or two);
 a study without a ``results.json`` is trained here only with ``--dry-run`` (a tiny grid),
-since the real one takes minutes. The README's pictures are
+since the real one takes minutes. The docs' pictures are
 ``dlconcepts plot all --results docs/results --out docs/img``.
 """
 

@@ -41,7 +41,7 @@ of a badly scaled initialization; a decaying schedule would mix the schedule int
 comparison of the first-epoch accuracies.)
 
 It writes ``study.md`` and ``results.json`` (every run's per-epoch history) into ``--out``,
-``runs/study`` by default; ``--out docs/results`` regenerates the README's table.
+``runs/study`` by default; ``--out docs/results`` regenerates the table the docs show.
 """
 
 from __future__ import annotations
