@@ -40,16 +40,23 @@ Each activation is available in four forms::
 
 Every Function supports double backward (:func:`torch.autograd.gradgradcheck`), forward-mode AD
 (a ``jvp``) and the :mod:`torch.func` transforms (``generate_vmap_rule = True``).
+
+**Compiling.** ``torch.compile`` cannot trace a Function that defines a ``jvp``, so each one has
+a twin that differs only by not having one, and the wrappers call :func:`apply`, which picks the
+twin while ``torch.compile`` traces and the Function itself otherwise. Compiled, the forward and
+the hand-written backward become one graph that the compiler fuses; eager calls keep the ``jvp``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from dlconcepts._checks import invalid, one_of
+
+F = TypeVar("F", bound=type[torch.autograd.Function])
 
 
 def _check_input(x: object) -> None:
@@ -255,43 +262,97 @@ class ReLUFunction(_SavesOutput):
         return torch.sign(y)
 
 
+# --- compiling: the same Functions without their jvp ----------------------------------------
+
+def traceable(twin: F) -> F:
+    """Class decorator: make ``twin``, a subclass that only removes its parent's ``jvp``, the
+    parent's traceable form, the one :func:`apply` calls while ``torch.compile`` traces.
+
+    The link is a static method, ``Parent.traceable()``, because static methods are what the
+    tracer can call on a Function class (it cannot look a class up in a dict or read its other
+    attributes).
+    """
+
+    def the_twin() -> F:
+        return twin
+
+    twin.__base__.traceable = staticmethod(the_twin)  # type: ignore[attr-defined]
+    return twin
+
+
+WITHOUT_JVP = torch.autograd.Function.jvp
+"""``torch.autograd.Function``'s own ``jvp`` (which raises): a twin sets ``jvp = WITHOUT_JVP``."""
+
+
+def apply(fn: type[torch.autograd.Function], *args: Any) -> Any:
+    """``fn.apply(*args)``, or, while ``torch.compile`` traces, the same through ``fn.traceable()``.
+
+    TorchDynamo, the tracer of ``torch.compile``, turns a Function into graph nodes only if it
+    has no custom ``jvp`` (it cannot trace forward-mode AD yet); otherwise it breaks the graph
+    there and runs the Function eagerly, so nothing around it fuses. The twin,
+    ``fn.traceable()``, has the same forward, ``setup_context`` and backward, hence the same
+    formulas, and no ``jvp``: compiled, the hand-written backward is traced into the backward
+    graph. Outside compilation ``fn`` itself runs, with its ``jvp`` for forward-mode AD.
+    ``torch.compiler.is_compiling()`` is constant while tracing, so the choice costs nothing in
+    the compiled code.
+    """
+    if torch.compiler.is_compiling():
+        fn = fn.traceable()  # type: ignore[attr-defined]
+    return fn.apply(*args)
+
+
+@traceable
+class _TraceableSigmoid(SigmoidFunction):
+    jvp = WITHOUT_JVP
+
+
+@traceable
+class _TraceableTanh(TanhFunction):
+    jvp = WITHOUT_JVP
+
+
+@traceable
+class _TraceableReLU(ReLUFunction):
+    jvp = WITHOUT_JVP
+
+
 # --- functional and nn.Module wrappers ------------------------------------------------------
 
 
 def sigmoid(x: Tensor) -> Tensor:
     r"""Hand-written :math:`\sigma(x) = 1/(1 + e^{-x})`; see :class:`SigmoidFunction`."""
-    return SigmoidFunction.apply(x)
+    return apply(SigmoidFunction, x)
 
 
 def tanh(x: Tensor) -> Tensor:
     r"""Hand-written :math:`\tanh x`; see :class:`TanhFunction`."""
-    return TanhFunction.apply(x)
+    return apply(TanhFunction, x)
 
 
 def relu(x: Tensor) -> Tensor:
     r"""Hand-written :math:`\max(x, 0)`; see :class:`ReLUFunction`."""
-    return ReLUFunction.apply(x)
+    return apply(ReLUFunction, x)
 
 
 class Sigmoid(nn.Module):
     """``nn.Module`` form of :func:`sigmoid`, a drop-in for :class:`torch.nn.Sigmoid`."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return SigmoidFunction.apply(input)
+        return apply(SigmoidFunction, input)
 
 
 class Tanh(nn.Module):
     """``nn.Module`` form of :func:`tanh`, a drop-in for :class:`torch.nn.Tanh`."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return TanhFunction.apply(input)
+        return apply(TanhFunction, input)
 
 
 class ReLU(nn.Module):
     """``nn.Module`` form of :func:`relu`, a drop-in for :class:`torch.nn.ReLU`."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return ReLUFunction.apply(input)
+        return apply(ReLUFunction, input)
 
 
 # --- registry --------------------------------------------------------------------------------

@@ -115,6 +115,12 @@ class LinearFunction(torch.autograd.Function):
         return out
 
 
+# The same Function without its jvp, for torch.compile (see dlconcepts.activations.apply).
+@activations.traceable
+class _TraceableLinear(LinearFunction):
+    jvp = activations.WITHOUT_JVP
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Hand-written drop-in for :func:`torch.nn.functional.linear`: ``x Wᵀ + b``.
 
@@ -141,7 +147,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             tuple(bias.shape),
             f"({weight.shape[0]},) to match weight shape {tuple(weight.shape)}",
         )
-    return LinearFunction.apply(x, weight, bias)
+    return activations.apply(LinearFunction, x, weight, bias)
 
 
 class Linear(nn.Module):

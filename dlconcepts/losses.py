@@ -15,6 +15,11 @@ Cross-entropy is built from two Functions and a little glue. :class:`CrossEntrop
 is the loss of a class index, the one training uses; :class:`SoftCrossEntropyFunction` is the
 loss of a whole distribution over the classes. Class weights, ignored targets, label smoothing
 and extra dimensions are plain tensor operations around them (:func:`cross_entropy`).
+
+**Precision.** The losses compute in float32 at least: float16 and bfloat16 inputs are widened
+first and the result rounded once at the end, as PyTorch's kernels do (a sum of many terms
+rounded to half precision after each step drifts by several ulps). Under ``torch.autocast``
+the result stays float32, as PyTorch's autocast policy has it for every loss.
 """
 
 from __future__ import annotations
@@ -46,18 +51,41 @@ class _SavesInputs(torch.autograd.Function):
         ctx.save_for_forward(*inputs)
 
 
-def log_softmax(logits: Tensor) -> Tensor:
-    r"""Log-softmax over the last dimension, by hand: :math:`z_c - m - \log \sum_k e^{z_k - m}`.
+def wide(x: Tensor) -> Tensor:
+    """float16 and bfloat16 as float32, wider dtypes as they are: what the losses compute in."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
-    Subtracting the row maximum ``m`` changes nothing mathematically (it cancels) but keeps
-    every exponent ≤ 0, so ``exp`` cannot overflow even for logits of ±1e4, and the sum is at
-    least 1, so its log is finite. float16 and bfloat16 are computed in float32 and rounded
-    once at the end, as PyTorch's kernels do: rounding the sum of C exponentials to half
-    precision after each step would cost several ulps.
+
+def loss_dtype(input: Tensor) -> torch.dtype:
+    """The dtype a loss of ``input`` returns: the input's, or at least float32 under autocast.
+
+    ``torch.autocast`` runs PyTorch's losses in float32 and returns float32 (a cost summed in
+    half precision loses the small terms), so ours do the same on the device it is enabled for.
     """
-    wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    shifted = wide - wide.amax(dim=-1, keepdim=True)
-    return (shifted - shifted.exp().sum(dim=-1, keepdim=True).log()).to(logits.dtype)
+    if torch.is_autocast_enabled(input.device.type):
+        return torch.promote_types(input.dtype, torch.float32)
+    return input.dtype
+
+
+def logsumexp(logits: Tensor) -> Tensor:
+    r""":math:`\log \sum_c e^{z_c}` over the last dimension, computed as
+    :math:`m + \log \sum_c e^{z_c - m}` with m the largest logit.
+
+    Subtracting m changes nothing mathematically (it cancels) but keeps every exponent ≤ 0, so
+    ``exp`` cannot overflow even for logits of ±1e4, and the sum is at least 1, so its log is
+    finite. ``torch.logsumexp`` does exactly that in one call.
+    """
+    return torch.logsumexp(logits, dim=-1)
+
+
+def log_softmax(logits: Tensor) -> Tensor:
+    r"""Log-softmax over the last dimension: :math:`z_c - \log \sum_k e^{z_k}`.
+
+    Stable for any logits, as :func:`logsumexp` is. float16 and bfloat16 are computed in
+    float32 and rounded once at the end, as PyTorch's kernels do.
+    """
+    z = wide(logits)
+    return (z - logsumexp(z).unsqueeze(-1)).to(logits.dtype)
 
 
 def softmax(logits: Tensor) -> Tensor:
@@ -106,7 +134,7 @@ class CrossEntropyFunction(_SavesInputs):
         \qquad
         \frac{\partial \ell_i}{\partial z_{ic}} = \operatorname{softmax}(z_i)_c - [c = t_i]
 
-    The log-softmax is computed as ``z − m − log Σ exp(z − m)`` with m the row maximum, so
+    The log-sum-exp is computed as ``m + log Σ exp(z − m)`` with m the row maximum, so
     logits of ±1e4 give finite losses, and a logit of −inf for another class costs nothing.
     The backward recomputes the softmax from the saved logits rather than keeping it: one
     (B, C) tensor less to hold between the passes.
@@ -114,7 +142,7 @@ class CrossEntropyFunction(_SavesInputs):
 
     @staticmethod
     def forward(logits: Tensor, target: Tensor) -> Tensor:
-        return -log_softmax(logits).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return logsumexp(logits) - logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -307,6 +335,29 @@ class BinaryCrossEntropyWithLogitsFunction(_SavesInputs):
         return dz + dt + dp
 
 
+# The same Functions without their jvp, for torch.compile (see dlconcepts.activations.apply).
+
+
+@activations.traceable
+class _TraceableCrossEntropy(CrossEntropyFunction):
+    jvp = activations.WITHOUT_JVP
+
+
+@activations.traceable
+class _TraceableSoftCrossEntropy(SoftCrossEntropyFunction):
+    jvp = activations.WITHOUT_JVP
+
+
+@activations.traceable
+class _TraceableMSE(MSEFunction):
+    jvp = activations.WITHOUT_JVP
+
+
+@activations.traceable
+class _TraceableBinaryCrossEntropyWithLogits(BinaryCrossEntropyWithLogitsFunction):
+    jvp = activations.WITHOUT_JVP
+
+
 def reduce(losses: Tensor, reduction: str, total_weight: Tensor | None = None) -> Tensor:
     """From per-example losses to what ``reduction`` asks for: themselves, the cost, or the sum.
 
@@ -329,12 +380,30 @@ def smooth(q: Tensor, label_smoothing: float) -> Tensor:
 
 
 def _out_of_range(target: Tensor, n_classes: int, ignore_index: int) -> int | None:
-    """The first class index outside [0, C) that is not ``ignore_index``, or None.
-
-    Only called on CPU tensors, where reading a value is free (see :func:`cross_entropy`).
-    """
+    """The first class index outside [0, C) that is not ``ignore_index``, or None."""
     bad = target[(target != ignore_index) & ((target < 0) | (target >= n_classes))]
     return int(bad[0]) if bad.numel() else None
+
+
+def _all_plain(target: Tensor, n_classes: int, ignore_index: int) -> bool:
+    """Whether every class index is known to be in [0, C) and none to be ``ignore_index``.
+
+    Raises :class:`TargetError` for an index outside [0, C) other than ``ignore_index``. The
+    values are read only where that is free: on CPU, in eager mode. Reading a GPU tensor on
+    the host stalls every training step until the device catches up, and while
+    ``torch.compile`` traces, a value read on the host would split the graph in two; there the
+    answer is False, and the general path of :func:`cross_entropy` handles ignored and
+    out-of-range indices with tensor operations alone.
+    """
+    if target.device.type != "cpu" or torch.compiler.is_compiling() or not target.numel():
+        return False
+    low, high = (int(v) for v in torch.aminmax(target))
+    if low < 0 or high >= n_classes:
+        bad = _out_of_range(target, n_classes, ignore_index)
+        if bad is not None:
+            raise invalid("target", bad, f"class indices in [0, {n_classes - 1}]", TargetError)
+        return False
+    return not low <= ignore_index <= high
 
 
 def _check_cross_entropy(
@@ -400,13 +469,17 @@ def cross_entropy(
     (the plain mean without weights), for probabilities the sum divided by the number of
     losses.
 
+    float16 and bfloat16 logits are computed in float32 and the result rounded once; under
+    ``torch.autocast`` it stays float32, as PyTorch's is.
+
     **Out-of-range class indices without a GPU sync.** On CPU a class index outside
     [0, C) (other than ``ignore_index``) raises :class:`TargetError`: reading a CPU tensor
     costs nothing. On any other device the values are never read back to the host, as
     that would stall every training step until the device caught up; there such a target
     gives a NaN loss instead, which the training loop's non-finite-cost check catches at
     its next sync, before any update is applied. (PyTorch stops the whole CUDA context
-    with a device-side assert.)
+    with a device-side assert.) The same holds inside ``torch.compile``, where reading a value
+    on the host would break the graph.
 
     Example::
 
@@ -419,34 +492,45 @@ def cross_entropy(
         raise one_of("reduction", reduction, REDUCTIONS)
     _check_cross_entropy(logits, target, weight, ignore_index, label_smoothing)
     class_dim = 0 if logits.dim() == 1 else 1
-    z = logits.movedim(class_dim, -1)  # classes last: (N, d1, …, C)
-    n_classes = z.shape[-1]
-    if target.is_floating_point():  # class probabilities
-        q = smooth(target.movedim(class_dim, -1), label_smoothing)
-        q = q if weight is None else q * weight
-        return reduce(SoftCrossEntropyFunction.apply(z, q), reduction)
+    z = wide(logits).movedim(class_dim, -1)  # classes last: (N, d1, …, C)
+    indices = not target.is_floating_point()
+    plain = indices and _all_plain(target, z.shape[-1], ignore_index)  # may raise TargetError
+    if plain and weight is None and not label_smoothing:
+        # the lesson itself: ℓ_i = log Σ_c exp(z_ic) − z_{i t_i}, the cost their mean
+        cost = reduce(activations.apply(CrossEntropyFunction, z, target.long()), reduction)
+    elif indices:
+        cost = _weighted_cross_entropy(z, target, weight, ignore_index, reduction, label_smoothing)
+    else:
+        q = smooth(wide(target).movedim(class_dim, -1), label_smoothing)
+        q = q if weight is None else q * weight.to(q.dtype)
+        cost = reduce(activations.apply(SoftCrossEntropyFunction, z, q), reduction)
+    return cost.to(loss_dtype(logits))
 
-    if target.device.type == "cpu" and target.numel():
-        # On CPU reading the targets is free: refuse a bad one, and take the plain path, the
-        # lesson itself (per-example losses, then their mean), when nothing is weighted,
-        # smoothed or ignored. That is every training step, so it costs one pass here.
-        low, high = (int(v) for v in torch.aminmax(target))
-        if low < 0 or high >= n_classes:
-            bad = _out_of_range(target, n_classes, ignore_index)
-            if bad is not None:
-                raise invalid("target", bad, f"class indices in [0, {n_classes - 1}]", TargetError)
-        elif weight is None and not label_smoothing and not low <= ignore_index <= high:
-            return reduce(CrossEntropyFunction.apply(z, target.long()), reduction)
-    weight = z.new_ones(n_classes) if weight is None else weight
+
+def _weighted_cross_entropy(
+    z: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+) -> Tensor:
+    """Cross-entropy of class indices with class weights, ignored targets and label smoothing.
+
+    ``z`` has the classes last. Each loss is weighted by its target's class weight, an ignored
+    one gives 0 and counts for nothing in the mean, an index out of range gives NaN (see
+    :func:`cross_entropy`); everything with tensor operations, no value read on the host.
+    """
+    n_classes = z.shape[-1]
+    weight = z.new_ones(n_classes) if weight is None else weight.to(z.dtype)
     ignored = target == ignore_index
     in_range = (target >= 0) & (target < n_classes)
     target = torch.where(in_range, target, 0).long()  # a valid index everywhere, for gathers
     if label_smoothing:
         q = smooth(one_hot(target, z), label_smoothing) * weight
-        losses = SoftCrossEntropyFunction.apply(z, q)
+        losses = activations.apply(SoftCrossEntropyFunction, z, q)
     else:
-        losses = CrossEntropyFunction.apply(z, target) * weight[target]
-    # off CPU, an out-of-range index gives NaN (see above); an ignored one gives 0
+        losses = activations.apply(CrossEntropyFunction, z, target) * weight[target]
     losses = torch.where(ignored, 0, torch.where(in_range, losses, float("nan")))
     return reduce(losses, reduction, torch.where(ignored, 0, weight[target]).sum())
 
@@ -519,13 +603,16 @@ def binary_cross_entropy_with_logits(
         tensor(0.8201)
     """
     _check_elementwise(logits, target, reduction, "logits'")
-    weight = _elementwise_weight("weight", weight, logits)
-    pos_weight = _elementwise_weight("pos_weight", pos_weight, logits)
-    losses = BinaryCrossEntropyWithLogitsFunction.apply(logits, target, pos_weight)
-    return reduce(losses if weight is None else losses * weight, reduction)
+    z = wide(logits)
+    weight = _elementwise_weight("weight", weight, z)
+    pos_weight = _elementwise_weight("pos_weight", pos_weight, z)
+    losses = activations.apply(BinaryCrossEntropyWithLogitsFunction, z, wide(target), pos_weight)
+    cost = reduce(losses if weight is None else losses * weight, reduction)
+    return cost.to(loss_dtype(logits))
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Hand-written drop-in for :func:`torch.nn.functional.mse_loss` (equal shapes, no broadcasting)."""
     _check_elementwise(input, target, reduction, "input's")
-    return reduce(MSEFunction.apply(input, target), reduction)
+    cost = reduce(activations.apply(MSEFunction, wide(input), wide(target)), reduction)
+    return cost.to(loss_dtype(input))

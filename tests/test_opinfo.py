@@ -43,6 +43,8 @@ def test_every_op_is_in_op_db() -> None:
 
 
 HALF = (torch.float16, torch.bfloat16)
+# the ops computed in float32 and rounded once in half precision (the losses)
+EXACT = ["nn.functional.cross_entropy", "nn.functional.mse_loss"]
 # Gradients are compared on samples up to this size; the reference-numerics tensors of the
 # elementwise ops (~3 million values each) are compared forward only, to keep this file fast.
 GRAD_NUMEL = 1 << 16
@@ -59,13 +61,13 @@ def tolerance(op: Any, dtype: torch.dtype) -> dict[str, float]:
 
 
 def grad_tolerance(op: Any, dtype: torch.dtype) -> dict[str, float]:
-    """As :func:`tolerance`, but 3 ulps for cross-entropy in half precision.
+    """As :func:`tolerance`, but 3 ulps for the losses in half precision.
 
-    PyTorch's fused log-softmax backward rounds to half precision once; ours is written out
-    as softmax(z)·Σq − q (exp, multiply, subtract), each rounded; and with probabilities and
-    weights it multiplies in another order: 1-2 ulps apart.
+    Ours compute in float32 and round once (checked against the exact value below); PyTorch's
+    round some steps to half precision (mse_loss the difference before squaring it, the
+    weighted cross-entropy the per-example losses), up to 2 ulps from the exact value.
     """
-    if op.name == "nn.functional.cross_entropy" and dtype in HALF:
+    if op.name in EXACT and dtype in HALF:
         eps = torch.finfo(dtype).eps
         return {"atol": 3 * eps, "rtol": 3 * eps}
     return tolerance(op, dtype)
@@ -118,3 +120,106 @@ def test_reference_inputs_match_torch(name: str, dtype: torch.dtype) -> None:
                 )
         checked += 1
     assert checked, f"no sample of {name} was compared"
+
+
+# --- half precision: computed in float32, rounded once ---------------------------------------
+
+# The losses widen float16 and bfloat16 to float32 and round the result (and each gradient)
+# once, so they agree with the exact value, torch's float64 result rounded to the dtype, to
+# within the rounding itself. A formula that rounds after each step, as multiplying the
+# weights or subtracting the one-hot in half precision do, is several ulps off and fails here.
+
+
+def exact_tolerance(dtype: torch.dtype) -> dict[str, float]:
+    """One ulp relative (the final rounding and float32's own error), and an absolute 1e-5,
+    well below the gradients near 0 that a half-precision subtraction of a one-hot rounds
+    to 0 (bfloat16 grad −8.9e-5 in the (2, 3, 1, 2) sample)."""
+    return {"atol": 1e-5, "rtol": torch.finfo(dtype).eps}
+
+
+def widen(t: Any) -> Any:
+    """A float tensor as a float64 leaf (exactly, keeping requires_grad); anything else as is."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        return t
+    return t.detach().double().requires_grad_(t.requires_grad)
+
+
+def assert_exact(
+    ours: Callable[..., torch.Tensor],
+    reference: Callable[..., torch.Tensor],
+    call: tuple[torch.Tensor, list[Any], dict[str, Any]],
+    dtype: torch.dtype,
+    seed: int,
+    what: str,
+) -> None:
+    """``ours(*call)`` and its gradients in ``dtype`` are ``reference`` computed in float64 on
+    the same values, rounded to ``dtype``, within :func:`exact_tolerance`."""
+    input, args, kwargs = call
+    tol = exact_tolerance(dtype)
+    got = ours(input, *args, **kwargs)
+    wide_input, wide_args = widen(input), [widen(a) for a in args]
+    wide_kwargs = {k: widen(v) for k, v in kwargs.items()}
+    exact = reference(wide_input, *wide_args, **wide_kwargs)
+    torch.testing.assert_close(
+        got, exact.to(dtype), equal_nan=True, **tol, msg=lambda m: f"{what}\n{m}"
+    )
+    pairs = [
+        (t, w)
+        for t, w in zip(
+            [input, *args, *kwargs.values()], [wide_input, *wide_args, *wide_kwargs.values()]
+        )
+        if isinstance(t, torch.Tensor) and t.requires_grad
+    ]
+    if not pairs or not 0 < input.numel() <= GRAD_NUMEL:
+        return
+    v = torch.randn(got.shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+    got_grads = torch.autograd.grad((got * v).sum(), [t for t, _ in pairs], allow_unused=True)
+    exact_grads = torch.autograd.grad(
+        (exact * v.double()).sum(), [w for _, w in pairs], allow_unused=True
+    )
+    for k, (g, e) in enumerate(zip(got_grads, exact_grads)):
+        torch.testing.assert_close(
+            g,
+            None if e is None else e.to(dtype),
+            equal_nan=True,
+            **tol,
+            msg=lambda m, k=k: f"{what} grad {k} (exact: float64, rounded once)\n{m}",
+        )
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+@pytest.mark.parametrize("name", EXACT)
+def test_half_precision_is_the_exact_value_rounded_once(name: str, dtype: torch.dtype) -> None:
+    checked = 0
+    for i, sample in enumerate(samples(name, dtype)):
+        what = f"{name} {dtype} sample {i}: {sample.summary() if hasattr(sample, 'summary') else sample}"
+        call = (sample.input, list(sample.args), dict(sample.kwargs))
+        assert_exact(OURS[name], OPS[name], call, dtype, i, what)
+        checked += 1
+    assert checked, f"no sample of {name} was compared"
+
+
+# PyTorch's ModuleInfo samples (module_db) of the loss modules: the constructor's options
+# (class weights, ignore_index, label smoothing, reductions) on K-d and probability targets.
+MODULE_LOSSES: dict[type, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]] = {
+    torch.nn.CrossEntropyLoss: (losses.cross_entropy, torch.nn.functional.cross_entropy),
+    torch.nn.MSELoss: (losses.mse_loss, torch.nn.functional.mse_loss),
+}
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+@pytest.mark.parametrize("module", MODULE_LOSSES, ids=lambda m: m.__name__)
+def test_half_precision_module_samples_are_exact(module: type, dtype: torch.dtype) -> None:
+    from torch.testing._internal.common_modules import module_db
+
+    (info,) = [m for m in module_db if m.module_cls is module]
+    ours, theirs = MODULE_LOSSES[module]
+    inputs = info.module_inputs_func(
+        info, device="cpu", dtype=dtype, requires_grad=True, training=True
+    )
+    for i, sample in enumerate(inputs):
+        kwargs = {**sample.constructor_input.kwargs, **sample.forward_input.kwargs}
+        (input, *args) = sample.forward_input.args
+        what = f"{module.__name__} {dtype} sample {i} ({sample.desc}): {kwargs}"
+        assert_exact(ours, theirs, (input, args, kwargs), dtype, i, what)
+    assert inputs, f"no module sample of {module.__name__}"
