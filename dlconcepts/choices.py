@@ -10,6 +10,7 @@ choices.OPTIMIZERS``), so the names are declared once.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DTYPES: tuple[str, ...] = ("float32", "float64")  # training.DTYPES' keys
+# the largest finite number of each dtype (torch.finfo(dtype).max, without importing torch)
+FLOAT_MAX: dict[str, float] = {"float32": 3.4028234663852886e38, "float64": sys.float_info.max}
+ADAM_FIRST_STEP = 10.0  # Adam's first step is lr / (1 - β₁) = 10·lr (torch's β₁ = 0.9)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop each epoch after this many batches (--dry-run)
     progress: bool = True
     compile: bool = False  # torch.compile the model for the training steps (see the README)
+    amp: bool = False  # autocast the training steps to 16 bits (training.precision_for)
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -87,8 +92,30 @@ class TrainConfig:
         ):
             if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
                 raise invalid(name, value, f"a {'positive' if positive else 'non-negative'} number")
+        self._check_representable()
         if self.resume and self.out is None:
             raise invalid("resume", True, "an out folder holding the checkpoint to resume from")
+        if self.out == "":
+            raise invalid("out", self.out, "a folder name (or no --out, to write nothing)")
+        if self.amp and self.dtype != "float32":
+            raise invalid("amp", self.amp, "dtype float32 (autocast leaves float64 alone)")
+
+    def _check_representable(self) -> None:
+        """The numbers the optimizer turns into the weights' dtype must fit in it: torch
+        refuses to convert a step size beyond it (``value cannot be converted to type float
+        without overflow``)."""
+        largest = FLOAT_MAX[self.dtype]
+        adam = self.optimizer == "adam"
+        for name, value, factor, why in (
+            ("lr", self.lr, ADAM_FIRST_STEP if adam else 1.0, "Adam's first step (10 × lr)"),
+            ("weight_decay", self.weight_decay, max(1.0, self.lr), "lr × weight_decay"),
+            ("momentum", self.momentum, 1.0, ""),
+            ("init_std", self.init_std, 1.0, ""),
+        ):
+            if value * factor > largest:
+                limit = largest / factor
+                said = f"so that {why} is a" if factor != 1.0 else "the largest"
+                raise invalid(name, value, f"at most {limit:.3g}, {said} {self.dtype} number")
 
     @property
     def sizes(self) -> tuple[int, ...]:

@@ -41,9 +41,9 @@ from dlconcepts._checks import invalid
 
 # torch.distributed.nn's functions take ``group=group.WORLD`` as a default, evaluated on
 # import. Imported after a group starts (DDP imports it, through torch.compile's modules),
-# those defaults keep the group alive past destroy_process_group, and its gloo threads
-# outlive the interpreter: a SIGABRT at exit (3-4 runs in 20 of `bench`'s data-parallel
-# section, which ends on an all-reduce). So import it first.
+# those defaults keep the group alive past destroy_process_group, and its gloo threads can
+# outlive the interpreter and abort it at exit (SIGABRT). Imported first, the defaults hold
+# no group.
 if dist.is_available():
     import torch.distributed.nn
 
@@ -175,6 +175,8 @@ def _worker(
     """One rank of :func:`launch`: join the group, run ``fn(device, *args)``, leave the group.
     The first rank to raise writes why into ``folder`` (the others' errors are most likely
     its consequence: a lost peer); Ctrl-C ends a worker quietly (the launcher says it once)."""
+    # each process's intra-op thread pool would use every core: N processes would run N times
+    # as many threads as cores, all contending; a share each keeps one thread per core
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     try:
         rendezvous = f"file://{os.path.join(folder, 'rendezvous')}"

@@ -277,21 +277,21 @@ def epoch_runner(
     compile: bool = False,
     autocast: bool = False,
 ) -> Callable[[], float]:
-    """A function that trains one more epoch of one model and returns its seconds: compiled
-    (model and cost, each whole) or eager, under ``torch.autocast`` (bfloat16) or in float32."""
+    """A function that trains one more epoch of one model and returns its seconds, as
+    ``dlconcepts train`` does: the model compiled whole with ``compile`` (``--compile``), the
+    steps under ``torch.autocast`` with ``autocast`` (``--amp``: bfloat16 on the CPU)."""
     model = training.build_model(cfg, device)
     opt, sched = training.build_optimizer(cfg, model, train_set.num_batches(cfg.batch_size))
-    stepper, cost = model, training.cost_fn(cfg.impl)
-    if compile:
-        stepper, cost = compiled(model), compiled(cost)
+    stepper = compiled(model) if compile else model
+    precision = training.precision_for(autocast, device)
 
     def epoch() -> float:
         batches = train_set.batches(cfg.batch_size, generator=training.epoch_generator(cfg.seed, 1))
         t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            training.train_one_epoch(stepper, batches, opt, sched, cost)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        costs = training.train_one_epoch(
+            stepper, batches, opt, sched, training.cost_fn(cfg.impl), precision=precision
+        )
+        training.checked_costs(costs)  # the loop's contract; waits for the device, too
         return time.perf_counter() - t0
 
     return epoch
@@ -365,8 +365,8 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int, budget: floa
 def bench_autocast(
     train_set: data.InMemoryDataset, device: torch.device, repeats: int, quick: bool
 ) -> dict[str, Any]:
-    """The epoch in float32 and under autocast, ours and the built-in, at a batch where the
-    matrix units pay; and what those units give one large product."""
+    """The epoch in float32 and under autocast (``--amp``), ours and the built-in, at a batch
+    where the matrix units pay; and what those units give one large product."""
     batch = 128 if quick else AUTOCAST_BATCH
     runners = {
         f"{side}_{mode}": epoch_runner(
@@ -384,7 +384,7 @@ def bench_autocast(
     return {
         **t,
         "batch_size": batch,
-        "dtype": "bfloat16",
+        "dtype": str(training.precision_for(True, device).dtype).removeprefix("torch."),
         "ratio": t["custom_autocast"].median / t["builtin_autocast"].median,
         "custom_speedup": t["custom_float32"].median / t["custom_autocast"].median,
         "builtin_speedup": t["builtin_float32"].median / t["builtin_autocast"].median,
@@ -434,9 +434,10 @@ def bench_pipeline(
         model = training.build_model(cfg, device)
         opt, sched = training.build_optimizer(cfg, model, train_set.num_batches(cfg.batch_size))
         t0 = time.perf_counter()
-        training.train_one_epoch(
+        costs = training.train_one_epoch(
             model, itertools.islice(batches, limit), opt, sched, training.cost_fn(cfg.impl)
         )
+        training.checked_costs(costs)  # the loop's contract; waits for the device, too
         return time.perf_counter() - t0
 
     gen = training.epoch_generator(cfg.seed, 1)
@@ -737,10 +738,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cpu_matrix_flags() -> list[str]:
-    """Which of :data:`MATRIX_FLAGS` this CPU reports (Linux's ``/proc/cpuinfo``)."""
+def cpu_matrix_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """Which of :data:`MATRIX_FLAGS` this CPU reports (Linux's ``/proc/cpuinfo``; none
+    elsewhere)."""
     try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        lines = cpuinfo.read_text().splitlines()
     except OSError:
         return []
     flags = next(

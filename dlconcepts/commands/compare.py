@@ -10,11 +10,13 @@ test accuracy of each.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dlconcepts import choices
 from dlconcepts.commands import _common
@@ -50,28 +52,25 @@ class Side:
     cost_fn: Callable[..., torch.Tensor]
     costs: list[float] = field(default_factory=list)  # the cost of every step so far
 
-    def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """:func:`training.train_one_epoch` over ``batches``, keeping each step's cost."""
-
-        def recorded(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            cost = self.cost_fn(logits, target)
-            self.costs.append(cost.item())
-            return cost
-
-        training.train_one_epoch(self.model, batches, self.optimizer, self.scheduler, recorded)
+    def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], epoch: int) -> None:
+        """One epoch over ``batches``, keeping each step's cost; the training loop's contract
+        (:func:`training.checked_costs`): a cost that is not finite is an error."""
+        costs = training.train_one_epoch(
+            self.model, batches, self.optimizer, self.scheduler, self.cost_fn
+        )
+        self.costs += training.checked_costs(costs, epoch=epoch)
 
     def accuracy(self, test_set: data.InMemoryDataset) -> float:
         _, predictions = training.evaluate(self.model, test_set, self.cost_fn)
-        return float((predictions == test_set.labels.cpu()).float().mean())
+        return training.accuracy(predictions, test_set.labels)
 
 
 def compare_pair(
     cfg: training.TrainConfig, train_set: data.InMemoryDataset, test_set: data.InMemoryDataset
 ) -> PairResult:
-    """Train ``cfg`` once with custom pieces and once with built-ins, on the same batches."""
-    steps_per_epoch = train_set.num_batches(cfg.batch_size)
-    if cfg.max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
+    """Train ``cfg`` once with custom pieces and once with built-ins, on the same batches;
+    :class:`training.TrainingDiverged` if either cost stops being finite."""
+    steps_per_epoch = training.steps_per_epoch(cfg, train_set)
     sides = []
     for impl in choices.IMPLS:
         model = training.build_model(dataclasses.replace(cfg, impl=impl), train_set.device)
@@ -81,10 +80,7 @@ def compare_pair(
         for side in sides:  # the shuffle depends only on (seed, epoch): the same batches
             generator = training.epoch_generator(cfg.seed, epoch)
             batches = train_set.batches(cfg.batch_size, generator=generator)
-            try:
-                side.train_epoch(itertools.islice(batches, steps_per_epoch))
-            except training.TrainingDiverged as e:
-                raise training.TrainingDiverged(f"{e} of epoch {epoch}") from None
+            side.train_epoch(itertools.islice(batches, steps_per_epoch), epoch)
     custom, builtin = sides
     steps = list(zip(custom.costs, builtin.costs))
     max_weight = max(
@@ -133,6 +129,36 @@ def format_table(rows: list[PairResult]) -> str:
     return _common.markdown_table(header, cells, right=3)
 
 
+def check_json(path: str) -> None:
+    """``--json`` must name a file that can be written, checked before the work."""
+    if Path(path).is_dir():
+        raise training.CheckpointError(f"{path}: expected a file name for --json, got a folder")
+    training.check_writable(Path(path).parent, "the --json file")
+
+
+def base_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> training.TrainConfig:
+    """The run every pair shares; what only a combination of options rules out (an ``--lr``
+    beyond the dtype's range) is refused as a bad option."""
+    try:
+        return training.TrainConfig(
+            hidden=args.hidden,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            schedule="constant",
+            seed=args.seed,
+            device=args.device,
+            data_dir=args.data_dir,
+            limit_train=1000 if args.dry_run else args.limit_train,
+            limit_test=1000 if args.dry_run else None,
+            max_steps=5 if args.dry_run else None,
+            progress=False,
+        )
+    except ValueError as e:
+        parser.error(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     shared = _common.options(
         "hidden",
@@ -161,21 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
-    base = training.TrainConfig(
-        hidden=args.hidden,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        schedule="constant",
-        seed=args.seed,
-        device=args.device,
-        data_dir=args.data_dir,
-        limit_train=1000 if args.dry_run else args.limit_train,
-        limit_test=1000 if args.dry_run else None,
-        max_steps=5 if args.dry_run else None,
-        progress=False,
-    )
+    base = base_config(args, parser)
+    if args.json:
+        try:
+            check_json(args.json)
+        except training.CheckpointError as e:
+            return _common.error(e)
     device = _common.device(base.device)
     sets = {
         dtype: _common.splits_for(dataclasses.replace(base, dtype=dtype), device)

@@ -89,7 +89,7 @@ def snapshot(
         [distinct_rows(layer.weight.detach()) for layer in layers],
         max((row_spread(g) for g in grads), default=0.0),
         max((float(g.abs().max()) for g in grads), default=0.0),
-        float((predictions == test_set.labels.cpu()).float().mean()),
+        training.accuracy(predictions, test_set.labels),
     )
 
 
@@ -122,8 +122,9 @@ def run_symmetry(
     """Train a constant-init and a He-init copy of ``cfg``'s MLP on the same batches.
 
     Returns ``{"constant": [...], "he": [...]}``, a :class:`Snapshot` at step 0 and every
-    ``every`` steps up to ``steps``. Raises :class:`~dlconcepts.training.TrainingDiverged`
-    when a cost becomes NaN or infinite.
+    ``every`` steps up to ``steps``. Raises :class:`~dlconcepts.training.TrainingDiverged`,
+    naming the copy and the step, when a cost becomes NaN or infinite (the training loop's
+    contract: :func:`~dlconcepts.training.checked_costs`).
     """
     device = train_set.device
     models = {
@@ -139,9 +140,13 @@ def run_symmetry(
         done = 0
         while done < steps:
             chunk = min(every, steps - done)
-            training.train_one_epoch(
+            costs = training.train_one_epoch(
                 model, itertools.islice(batches, chunk), optimizer, scheduler, cost_fn
             )
+            try:
+                training.checked_costs(costs, first_step=done + 1)
+            except training.TrainingDiverged as e:
+                raise training.TrainingDiverged(f"the {name} copy's {e}") from None
             done += chunk
             history[name].append(snapshot(model, done, test_set, cost_fn))
     return history
@@ -248,21 +253,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = training.TrainConfig(
-        activation=args.activation,
-        hidden=args.hidden,
-        batch_size=args.batch_size,
-        optimizer="sgd",
-        lr=args.lr,
-        schedule="constant",
-        seed=args.seed,
-        device=args.device,
-        data_dir=args.data_dir,
-        limit_train=args.limit_train,
-        limit_test=args.limit_test,
-        progress=False,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    largest = choices.FLOAT_MAX["float32"]  # the models are float32
+    if abs(args.constant) > largest:
+        parser.error(
+            f"argument --constant: expected at most {largest:.3g} in absolute value, the "
+            f"largest float32 number, got {args.constant!r}"
+        )
+    try:
+        cfg = training.TrainConfig(
+            activation=args.activation,
+            hidden=args.hidden,
+            batch_size=args.batch_size,
+            optimizer="sgd",
+            lr=args.lr,
+            schedule="constant",
+            seed=args.seed,
+            device=args.device,
+            data_dir=args.data_dir,
+            limit_train=args.limit_train,
+            limit_test=args.limit_test,
+            progress=False,
+        )
+    except ValueError as e:  # an --lr beyond float32's range
+        parser.error(str(e))
     steps, every = args.steps, args.every
     if args.dry_run:  # 20 steps on 1000 examples
         cfg = dataclasses.replace(cfg, limit_train=1000, limit_test=1000)

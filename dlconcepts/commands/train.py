@@ -10,7 +10,12 @@ continues from the checkpoint to the same result as an uninterrupted run, or, wi
 ``--tensorboard DIR`` logs the run for TensorBoard (the ``tensorboard`` extra).
 ``--nproc N`` trains data-parallel in N local processes (``dlconcepts.distributed``), as
 does ``torchrun --nproc_per_node N -m dlconcepts train``; ``--batch-size`` stays the global
-batch, and the run follows the one-process trajectory.
+batch, and the run follows the one-process trajectory. ``--compile`` runs the training steps
+through ``torch.compile(model, fullgraph=True)``, compiled before the first epoch (the time is
+printed apart); ``--amp`` runs them in 16 bits under ``torch.autocast``.
+
+Every check that can fail runs before the data is loaded or a process started: the options,
+the ``--out`` folder, the memory the model needs, the processes the machine has.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import dataclasses
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +40,9 @@ data = _common.lazy("dlconcepts.data")
 distributed = _common.lazy("dlconcepts.distributed")
 init = _common.lazy("dlconcepts.init")
 training = _common.lazy("dlconcepts.training")
+
+# training examples in MNIST and in Fashion-MNIST: what a run without --limit-train splits
+TRAIN_EXAMPLES = 60_000
 
 
 def preset_option() -> argparse.ArgumentParser:
@@ -105,7 +114,15 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model (slower here: see the README's benchmarks)",
+        help="torch.compile(model, fullgraph=True) for the training steps, compiled before "
+        "epoch 1 (its time is printed apart)",
+    )
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="mixed precision: the training steps under torch.autocast, in bfloat16 on the "
+        "CPU and on GPUs with bfloat16 units, in float16 with a gradient scaler on older GPUs; "
+        "the weights stay float32",
     )
     p.add_argument(
         "--no-progress",
@@ -287,10 +304,42 @@ def last_checkpoint(out: str | None) -> str:
     return f"the last checkpoint (epoch {epoch}) is kept in {Path(out) / training.CHECKPOINT}"
 
 
+def available_processes(device: torch.device) -> tuple[int, str]:
+    """How many processes ``--nproc`` may start: one per GPU, or one per CPU core this
+    process may run on (more only share the cores, each with its own copy of the data)."""
+    if device.type == "cuda":
+        return torch.cuda.device_count(), "CUDA devices"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1, "CPU cores"
+
+
+def check_run(cfg: training.TrainConfig, nproc: int, device: torch.device) -> None:
+    """Everything about the run that can be checked before the data is loaded and any
+    process started: ``ValueError``, ``CheckpointError`` or ``NotEnoughMemory`` if not."""
+    available, what = available_processes(device)
+    if nproc > available:
+        raise ValueError(f"nproc: expected at most the {available} {what} here, got {nproc}")
+    examples = min(cfg.limit_train or TRAIN_EXAMPLES, TRAIN_EXAMPLES)
+    distributed.check_even_split(examples, cfg.batch_size, distributed.World(0, nproc))
+    training.check_out(cfg)
+    # processes on the CPU share its memory; on CUDA each has a GPU of its own
+    training.check_memory(cfg, device, processes=nproc if device.type == "cpu" else 1)
+
+
+def out_of_memory(e: RuntimeError) -> bool:
+    """Whether ``e`` is an allocation that failed: CUDA's error type, or the CPU allocator's
+    RuntimeError (which has no type of its own)."""
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg, tensorboard, log_every, nproc = parse_args(argv)
     device = _common.device(cfg.device)
     try:
+        try:
+            check_run(cfg, nproc, device)
+        except ValueError as e:  # an option that only this machine or the data rules out
+            return _common.error(e)
         if nproc > 1:
             distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every))
             return 0
@@ -301,8 +350,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: {last_checkpoint(cfg.out)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
-    except (training.TrainingDiverged, training.CheckpointError, distributed.WorkerFailed) as e:
+    except (
+        training.TrainingDiverged,
+        training.CheckpointError,
+        training.NotEnoughMemory,
+        training.CompileFailed,
+        distributed.WorkerFailed,
+    ) as e:
         return _common.error(e)
+    except RuntimeError as e:  # the last resort, when the estimate of check_memory fell short
+        if not out_of_memory(e):
+            raise
+        first_line = (str(e).strip().splitlines() or [""])[0][:300]
+        return _common.error(f"out of memory: {first_line}; try a smaller --hidden or --batch-size")
     finally:
         distributed.stop()
 
@@ -320,8 +380,6 @@ def train(
     """The run ``cfg``, printed as it goes; every check on the options and outputs first."""
     world = distributed.current()
     callbacks = [tensorboard_log(tensorboard, log_every)] if tensorboard and world.rank == 0 else []
-    if cfg.out:
-        training.check_writable(Path(cfg.out), "checkpoints")
     if cfg.compile:  # the compiler's C++ toolchain probe warns about CUDA even on a CPU run
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     print(
@@ -329,6 +387,8 @@ def train(
         f"MLP {'-'.join(map(str, cfg.sizes))}, {cfg.optimizer} lr {cfg.lr}, {cfg.epochs} epochs, "
         f"batch {cfg.batch_size}, device {device}, {torch.get_num_threads()} threads"
         + (f", {world.size} processes ({world.backend})" if world.size > 1 else "")
+        + (f", {training.precision_for(True, device).describe()}" if cfg.amp else "")
+        + (", compiled" if cfg.compile else "")
     )
     train_set, test_set = _common.splits_for(cfg, device)
     result = training.fit(
