@@ -67,15 +67,15 @@ def _check_input(x: object) -> None:
         raise invalid("x", x.dtype, "a floating-point tensor", TypeError)
 
 
-def _float32_or_wider(x: Tensor) -> Tensor:
+def float32_or_wider(x: Tensor) -> Tensor:
     """float16 and bfloat16 up-cast to float32, other dtypes as they are.
 
     The sigmoid and tanh formulas, forward and backward, take several steps; rounding to half
     precision after each would cost several ulps (13 for tanh's 1 - y^2), so, like PyTorch's
     CPU kernels ("opmath"), they compute in float32 and round once at the end. ReLU needs
-    no arithmetic, so it needs no up-cast.
+    no arithmetic, so it needs no up-cast. The losses in :mod:`dlconcepts.losses` do the same.
     """
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class _SavesOutput(torch.autograd.Function):
@@ -126,18 +126,18 @@ class SigmoidFunction(_SavesOutput):
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
-        y = 1 / (1 + torch.exp(-_float32_or_wider(x)))
+        y = 1 / (1 + torch.exp(-float32_or_wider(x)))
         return y.to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        return (grad_output * SigmoidFunction.derivative(_float32_or_wider(y))).to(y.dtype)
+        return (grad_output * SigmoidFunction.derivative(float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors  # in jvp: what save_for_forward kept
-        return (x_t * SigmoidFunction.derivative(_float32_or_wider(y))).to(y.dtype)
+        return (x_t * SigmoidFunction.derivative(float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def derivative(y: Tensor) -> Tensor:
@@ -187,18 +187,18 @@ class TanhFunction(_SavesOutput):
     @staticmethod
     def forward(x: Tensor) -> Tensor:
         _check_input(x)
-        m = torch.expm1(2 * _float32_or_wider(x))  # e^{2x} - 1
+        m = torch.expm1(2 * float32_or_wider(x))  # e^{2x} - 1
         return (1 / (1 + 2 / m)).to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        return (grad_output * TanhFunction.derivative(_float32_or_wider(y))).to(y.dtype)
+        return (grad_output * TanhFunction.derivative(float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        return (x_t * TanhFunction.derivative(_float32_or_wider(y))).to(y.dtype)
+        return (x_t * TanhFunction.derivative(float32_or_wider(y))).to(y.dtype)
 
     @staticmethod
     def derivative(y: Tensor) -> Tensor:
@@ -263,6 +263,7 @@ class ReLUFunction(_SavesOutput):
 
 
 # --- compiling: the same Functions without their jvp ----------------------------------------
+
 
 def traceable(twin: F) -> F:
     """Class decorator: make ``twin``, a subclass that only removes its parent's ``jvp``, the

@@ -54,6 +54,20 @@ def bias_grad(grad_output: Tensor) -> Tensor:
     return _batch(grad_output).sum(0)
 
 
+def autocast_state(device_type: str) -> tuple[str, bool, torch.dtype]:
+    """``torch.autocast``'s state for ``device_type`` now: (device type, enabled, dtype).
+
+    Under autocast the forward's matrix product runs in float16 or bfloat16, so the incoming
+    gradient has that dtype while the saved weight is still float32, and the backward runs
+    after the ``with torch.autocast(...)`` block has ended. PyTorch's recipe for a custom
+    Function (``torch.amp.custom_fwd`` / ``custom_bwd``) records this state in the forward and
+    runs the backward under it, so its products cast alike; ``setup_context`` records it here
+    (``custom_fwd`` writes to a ``ctx`` argument that a ``forward`` without ``ctx`` lacks).
+    """
+    enabled = torch.is_autocast_enabled(device_type)
+    return device_type, enabled, torch.get_autocast_dtype(device_type)
+
+
 class LinearFunction(torch.autograd.Function):
     r"""``y = x Wᵀ + b`` with a hand-written backward.
 
@@ -66,6 +80,8 @@ class LinearFunction(torch.autograd.Function):
 
     The weight and bias gradients sum over the batch because every example reaches the
     cost through the same W: by the multivariable chain rule the paths add up.
+    Under ``torch.autocast`` the products run in the autocast dtype, forward and backward
+    alike (:func:`autocast_state`), as ``torch.nn.functional.linear``'s do.
     The backward uses only differentiable tensor ops, so it can itself be differentiated
     (``gradgradcheck``); ``jvp`` gives forward-mode AD.
     """
@@ -90,16 +106,20 @@ class LinearFunction(torch.autograd.Function):
         needs_x, needs_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         ctx.save_for_forward(x, weight)
+        ctx.autocast = autocast_state(x.device.type)
+
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        return (
-            input_grad(grad_output, weight) if needs_x else None,
-            weight_grad(grad_output, x) if needs_w else None,
-            bias_grad(grad_output) if needs_b else None,
-        )
+        device_type, enabled, dtype = ctx.autocast  # the products as the forward's ran
+        with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+            return (
+                input_grad(grad_output, weight) if needs_x else None,
+                weight_grad(grad_output, x) if needs_w else None,
+                bias_grad(grad_output) if needs_b else None,
+            )
 
     @staticmethod
     def jvp(ctx: Any, x_t: Tensor | None, w_t: Tensor | None, b_t: Tensor | None) -> Tensor:

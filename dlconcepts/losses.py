@@ -31,6 +31,7 @@ from torch import Tensor
 
 from dlconcepts import activations
 from dlconcepts._checks import invalid, one_of
+from dlconcepts.activations import float32_or_wider
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -49,11 +50,6 @@ class _SavesInputs(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
         ctx.save_for_backward(*inputs)
         ctx.save_for_forward(*inputs)
-
-
-def wide(x: Tensor) -> Tensor:
-    """float16 and bfloat16 as float32, wider dtypes as they are: what the losses compute in."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def loss_dtype(input: Tensor) -> torch.dtype:
@@ -84,7 +80,7 @@ def log_softmax(logits: Tensor) -> Tensor:
     Stable for any logits, as :func:`logsumexp` is. float16 and bfloat16 are computed in
     float32 and rounded once at the end, as PyTorch's kernels do.
     """
-    z = wide(logits)
+    z = float32_or_wider(logits)
     return (z - logsumexp(z).unsqueeze(-1)).to(logits.dtype)
 
 
@@ -492,7 +488,7 @@ def cross_entropy(
         raise one_of("reduction", reduction, REDUCTIONS)
     _check_cross_entropy(logits, target, weight, ignore_index, label_smoothing)
     class_dim = 0 if logits.dim() == 1 else 1
-    z = wide(logits).movedim(class_dim, -1)  # classes last: (N, d1, …, C)
+    z = float32_or_wider(logits).movedim(class_dim, -1)  # classes last: (N, d1, …, C)
     indices = not target.is_floating_point()
     plain = indices and _all_plain(target, z.shape[-1], ignore_index)  # may raise TargetError
     if plain and weight is None and not label_smoothing:
@@ -501,7 +497,7 @@ def cross_entropy(
     elif indices:
         cost = _weighted_cross_entropy(z, target, weight, ignore_index, reduction, label_smoothing)
     else:
-        q = smooth(wide(target).movedim(class_dim, -1), label_smoothing)
+        q = smooth(float32_or_wider(target).movedim(class_dim, -1), label_smoothing)
         q = q if weight is None else q * weight.to(q.dtype)
         cost = reduce(activations.apply(SoftCrossEntropyFunction, z, q), reduction)
     return cost.to(loss_dtype(logits))
@@ -603,10 +599,12 @@ def binary_cross_entropy_with_logits(
         tensor(0.8201)
     """
     _check_elementwise(logits, target, reduction, "logits'")
-    z = wide(logits)
+    z = float32_or_wider(logits)
     weight = _elementwise_weight("weight", weight, z)
     pos_weight = _elementwise_weight("pos_weight", pos_weight, z)
-    losses = activations.apply(BinaryCrossEntropyWithLogitsFunction, z, wide(target), pos_weight)
+    losses = activations.apply(
+        BinaryCrossEntropyWithLogitsFunction, z, float32_or_wider(target), pos_weight
+    )
     cost = reduce(losses if weight is None else losses * weight, reduction)
     return cost.to(loss_dtype(logits))
 
@@ -614,5 +612,7 @@ def binary_cross_entropy_with_logits(
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Hand-written drop-in for :func:`torch.nn.functional.mse_loss` (equal shapes, no broadcasting)."""
     _check_elementwise(input, target, reduction, "input's")
-    cost = reduce(activations.apply(MSEFunction, wide(input), wide(target)), reduction)
+    cost = reduce(
+        activations.apply(MSEFunction, float32_or_wider(input), float32_or_wider(target)), reduction
+    )
     return cost.to(loss_dtype(input))
