@@ -30,7 +30,7 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DTYPES: tuple[str, ...] = ("float32", "float64")  # training.DTYPES' keys
 # the largest finite number of each dtype (torch.finfo(dtype).max, without importing torch)
 FLOAT_MAX: dict[str, float] = {"float32": 3.4028234663852886e38, "float64": sys.float_info.max}
-ADAM_FIRST_STEP = 10.0  # Adam's first step is lr / (1 - β₁) = 10·lr (torch's β₁ = 0.9)
+ADAM_BETA1 = 0.9  # torch's default: Adam's first step is lr / (1 - β₁), about 10·lr
 
 
 @dataclass
@@ -106,15 +106,30 @@ class TrainConfig:
         without overflow``)."""
         largest = FLOAT_MAX[self.dtype]
         adam = self.optimizer == "adam"
-        for name, value, factor, why in (
-            ("lr", self.lr, ADAM_FIRST_STEP if adam else 1.0, "Adam's first step (10 × lr)"),
-            ("weight_decay", self.weight_decay, max(1.0, self.lr), "lr × weight_decay"),
-            ("momentum", self.momentum, 1.0, ""),
-            ("init_std", self.init_std, 1.0, ""),
+        scale = max(1.0, self.lr)
+        for name, value, step, limit, why in (
+            # each step computed as torch computes it, rounding included
+            (
+                "lr",
+                self.lr,
+                self.lr / (1 - ADAM_BETA1),
+                largest * (1 - ADAM_BETA1),
+                "Adam's first step, 10·lr,",
+            )
+            if adam
+            else ("lr", self.lr, self.lr, largest, ""),
+            (
+                "weight_decay",
+                self.weight_decay,
+                self.weight_decay * scale,
+                largest / scale,
+                "lr·it",
+            ),
+            ("momentum", self.momentum, self.momentum, largest, ""),
+            ("init_std", self.init_std, self.init_std, largest, ""),
         ):
-            if value * factor > largest:
-                limit = largest / factor
-                said = f"so that {why} is a" if factor != 1.0 else "the largest"
+            if step > largest:
+                said = f"so that {why} is a" if why and limit != largest else "the largest"
                 raise invalid(name, value, f"at most {limit:.3g}, {said} {self.dtype} number")
 
     @property

@@ -1,9 +1,12 @@
 """Custom pieces and PyTorch's, trained in lockstep on real MNIST, follow the same trajectory."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 import torch
+from command_line import assert_refused
 
 from dlconcepts import data, training
 from dlconcepts.commands import compare
@@ -80,3 +83,45 @@ def test_compare_dry_run_prints_the_table(capsys: pytest.CaptureFixture[str]) ->
     for act in ("tanh", "relu"):
         for scheme in ("zero", "he"):
             assert f"| {act} | {scheme} |" in out
+
+
+def test_a_diverging_pair_is_an_error_not_a_row(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--dry-run", "--dtypes", "float32", "--activations", "relu", "--inits", "he"]
+    assert compare.main([*argv, "--lr", "1e30"]) == 1
+    captured = capsys.readouterr()
+    assert "| relu |" not in captured.out  # no table of NaN costs
+    assert re.fullmatch(
+        r"error: relu \+ he init, float32: cost is (nan|inf|-inf) at step \d of epoch 1; "
+        r"try a smaller --lr",
+        captured.err.strip(),
+    ), captured.err
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--lr", "1e39"], "1e+39"),  # beyond float32, SGD's step is lr itself
+        (["--optimizer", "adam", "--lr", "1e38"], "1e+38"),  # Adam's first step is 10·lr
+    ],
+)
+def test_a_number_beyond_the_dtype_is_refused(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(compare.main, ["--dry-run", *argv], bad, capsys)
+
+
+def test_a_json_inside_a_file_fails_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    monkeypatch.setattr(compare, "compare_pair", lambda *a: pytest.fail("the work started"))
+    for json_path, named, found in (
+        (tmp_path / "notes.txt" / "rows.json", tmp_path / "notes.txt", "an existing file"),
+        (tmp_path / "notes.txt" / "a" / "rows.json", tmp_path / "notes.txt", "Not a directory"),
+        (tmp_path, tmp_path, "a folder"),
+    ):
+        assert compare.main(["--dry-run", "--json", str(json_path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {named}: ") and found in err, err
+        assert len(err.splitlines()) == 1
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

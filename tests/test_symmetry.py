@@ -3,6 +3,8 @@
 This is the one zero-init test on MNIST; the fast one, on random data, is in test_layers.py.
 """
 
+import re
+
 import pytest
 import torch
 from command_line import assert_refused, no_cuda
@@ -64,6 +66,8 @@ def test_dry_run_prints_table_and_explanation(capsys: pytest.CaptureFixture[str]
         (["--hidden", "64,0"], "'64,0'"),
         (["--batch-size", "0"], "'0'"),
         (["--lr", "0"], "'0'"),
+        (["--lr", "1e39"], "1e+39"),  # beyond float32
+        (["--constant", "1e300"], "1e+300"),  # beyond float32
         (["--seed", "1.5"], "'1.5'"),
         (["--limit-train", "0"], "'0'"),
         (["--limit-test", "100000"], "100000"),  # more than the data holds
@@ -75,3 +79,14 @@ def test_a_bad_option_is_refused_in_one_line(
     argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_refused(symmetry.main, argv, bad, capsys)
+
+
+def test_a_diverging_run_is_an_error_not_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert symmetry.main(["--dry-run", "--lr", "1e30"]) == 1
+    captured = capsys.readouterr()
+    assert "| step |" not in captured.out  # no table of NaN weights
+    assert re.fullmatch(
+        r"error: the constant copy's cost is (nan|inf|-inf) at step \d+: "
+        r"try a smaller --constant or --lr",
+        captured.err.strip(),
+    ), captured.err

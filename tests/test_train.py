@@ -5,14 +5,17 @@ import itertools
 import json
 import math
 import os
+import re
+import stat
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from command_line import assert_refused
 
-from dlconcepts import data, training
-from dlconcepts.commands import train
+from dlconcepts import choices, data, distributed, training
+from dlconcepts.commands import _common, train
 from dlconcepts.training import CheckpointError, TrainConfig, TrainingDiverged
 
 SMALL = TrainConfig(hidden=(64,), epochs=2, batch_size=64, lr=2e-3, progress=False, device="cpu")
@@ -304,3 +307,263 @@ def test_progress_bars_only_on_a_terminal(
 ) -> None:
     assert train.main(["--dry-run", "--limit-train", "640", "--limit-test", "100"]) == 0
     assert capsys.readouterr().err == ""  # stderr is not a terminal here: no bar at all
+
+
+# --- the edges of `dlconcepts train`: one line, a non-zero exit, nothing lost -------------
+
+TINY = ["--dry-run", "--no-progress", "--hidden", "16", "--limit-train", "256"]
+TINY += ["--limit-test", "100"]
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_another_runs_out_folder_is_refused_without_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train.main([*TINY, "--out", str(tmp_path)]) == 0
+    before = (tmp_path / training.CHECKPOINT).read_bytes()
+    capsys.readouterr()
+    assert train.main([*TINY, "--out", str(tmp_path), "--seed", "2"]) == 1
+    err = one_error_line(capsys)
+    assert str(tmp_path) in err and "--resume" in err and "another --out" in err
+    assert (tmp_path / training.CHECKPOINT).read_bytes() == before  # not overwritten
+    with pytest.raises(CheckpointError, match=r"another run's checkpoint\.pt"):  # the library too
+        training.fit(
+            dataclasses.replace(SMALL, out=str(tmp_path)),
+            *data.load_splits(limit_train=64, limit_test=10),
+        )
+
+
+def test_an_empty_out_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_refused(train.main, [*TINY, "--out", ""], "out: expected a folder name", capsys)
+
+
+def test_a_failed_resume_creates_no_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "run"
+    assert train.main([*TINY, "--out", str(out), "--resume"]) == 1
+    assert "no such file" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_creates_no_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "run"
+    assert train.main([*TINY, "--out", str(out), "--optimizer", "sgd", "--lr", "1e30"]) == 1
+    assert "cost is" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_inside_a_file_is_not_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = tmp_path / "notes.txt" / "run"
+    assert train.main([*TINY, "--out", str(out)]) == 1
+    err = one_error_line(capsys)
+    assert "Not a directory" in err and "File exists" not in err
+    with pytest.raises(NotADirectoryError, match="Not a directory"):
+        training.write_json(tmp_path / "notes.txt" / "deeper" / "x.json", {})
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_float_max_is_torchs() -> None:
+    for name, dtype in training.DTYPES.items():
+        assert choices.FLOAT_MAX[name] == torch.finfo(dtype).max, name
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--lr", "1e308"], "lr: expected at most 3.4e+37"),  # Adam: 10·lr beyond float32
+        (["--optimizer", "sgd", "--lr", "1e39"], "lr: expected at most 3.4e+38"),
+        (["--dtype", "float64", "--lr", "1e308"], "lr: expected at most 1.8e+307"),
+        (["--init", "random", "--init-std", "1e300"], "init_std: expected at most 3.4e+38"),
+        (["--momentum", "1e300"], "momentum: expected at most 3.4e+38"),
+        (["--weight-decay", "1e300"], "weight_decay: expected at most 3.4e+38"),
+        (["--amp", "--dtype", "float64"], "amp: expected dtype float32"),
+    ],
+)
+def test_a_number_the_dtype_cannot_hold_is_refused_up_front(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(train.main, [*TINY, *argv], bad, capsys)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_largest_lr_allowed_is_one_torch_can_step_with(optimizer: str) -> None:
+    """The largest lr TrainConfig takes converts in the first step (the cost then diverges:
+    an error, not a crash); the next float up is refused, and torch would fail on it."""
+    cfg = dataclasses.replace(SMALL, hidden=(4,), optimizer=optimizer)
+    lr = choices.FLOAT_MAX["float32"] * (1 - choices.ADAM_BETA1 if optimizer == "adam" else 1)
+    while True:
+        try:
+            cfg = dataclasses.replace(cfg, lr=lr)
+            break
+        except ValueError:
+            lr = math.nextafter(lr, 0)
+    with pytest.raises(ValueError, match="lr: expected at most"):
+        dataclasses.replace(cfg, lr=math.nextafter(lr, math.inf))
+    batch = (torch.randn(4, 784), torch.randint(0, 10, (4,)))
+    for step_lr, fails in ((lr, False), (math.nextafter(lr, math.inf), True)):
+        model = training.build_model(cfg)
+        opt, sched = training.build_optimizer(cfg, model, steps=1)
+        for group in opt.param_groups:
+            group["lr"] = step_lr
+        if fails:
+            with pytest.raises(RuntimeError, match="overflow"):
+                training.train_one_epoch(model, [batch], opt, sched, F.cross_entropy)
+        else:
+            training.train_one_epoch(model, [batch], opt, sched, F.cross_entropy)
+
+
+def test_a_model_beyond_memory_is_refused_before_anything_is_allocated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_common, "load_splits", lambda **k: pytest.fail("data loaded"))
+    assert train.main([*TINY, "--hidden", "100000000"]) == 1
+    err = one_error_line(capsys)
+    assert "784-100000000-10: 79,500,000,010 parameters" in err and "GB free" in err
+    cfg = dataclasses.replace(SMALL, hidden=(100_000_000,))
+    assert training.memory_needed(cfg) >= 79_500_000_010 * 4 * 4  # weights, grads, Adam's 2
+
+
+def test_an_allocation_failure_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 318000000040 bytes. Error code 12\nmore lines"
+        )
+
+    monkeypatch.setattr(training, "fit", fail)
+    assert train.main(TINY) == 1
+    assert "error: out of memory: [enforce fail" in one_error_line(capsys)
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug stays a traceback")
+
+    monkeypatch.setattr(training, "fit", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        train.main(TINY)
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        (["--nproc", "64"], "nproc: expected at most the 2 CPU cores here, got 64"),
+        (["--nproc", "2", "--batch-size", "99"], "batch_size: expected a multiple of the 2"),
+        (
+            ["--nproc", "2", "--batch-size", "100", "--limit-train", "1005"],
+            "last partial batch (5 of 100)",
+        ),
+    ],
+)
+def test_nproc_is_checked_before_any_process_starts(
+    argv: list[str], bad: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(train, "available_processes", lambda device: (2, "CPU cores"))
+    monkeypatch.setattr(distributed, "launch", lambda *a: pytest.fail("processes started"))
+    monkeypatch.setattr(_common, "load_splits", lambda **k: pytest.fail("data loaded"))
+    assert train.main([*TINY, *argv]) == 1
+    assert bad in one_error_line(capsys)
+
+
+def test_outputs_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert train.main([*TINY, "--out", str(tmp_path / "run")]) == 0
+        _common.write_json(tmp_path / "rows.json", [1])
+        os.umask(0o077)
+        _common.write_json(tmp_path / "private.json", [1])
+    finally:
+        os.umask(old)
+    for name in ("run/metrics.json", "run/checkpoint.pt", "rows.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+
+
+# --- mixed precision and compilation ---------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["torch", "custom"])
+def test_amp_trains_records_and_resumes(
+    impl: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--no-progress", "--hidden", "16", "--limit-train", "256", "--limit-test", "100"]
+    argv += ["--impl", impl, "--epochs", "1", "--out", str(tmp_path)]
+    assert train.main([*argv, "--amp"]) == 0
+    assert "bfloat16 autocast" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / training.METRICS).read_text())
+    assert metrics["config"]["amp"] is True and metrics["precision"] == "bfloat16 autocast"
+    assert train.main([*argv, "--amp", "--epochs", "2", "--resume"]) == 0
+    assert "after epoch 1" in capsys.readouterr().out
+    assert training.read_checkpoint(tmp_path / training.CHECKPOINT)["epoch"] == 2
+    assert train.main([*argv, "--epochs", "3", "--resume"]) == 1  # in another precision
+    assert "amp=True" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("impl", ["torch", "custom"])
+def test_amp_keeps_the_trajectory_close_to_float32(impl: str, subset) -> None:
+    cfg = dataclasses.replace(SMALL, impl=impl, epochs=1, max_steps=30)
+    full, amp = quiet(cfg, subset), quiet(dataclasses.replace(cfg, amp=True), subset)
+    assert amp.history[0].train_cost == pytest.approx(full.history[0].train_cost, rel=0.05)
+    assert abs(amp.test_accuracy - full.test_accuracy) <= 0.02
+
+
+def test_the_nan_guard_leaves_the_gradient_scalers_skipped_steps_alone() -> None:
+    """A float16 gradient scaler skips a step whose gradient overflowed (the cost was
+    finite): that is no divergence. A cost that is not finite still is."""
+
+    def finite_cost_bad_gradient(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # + √0 = + 0, whose gradient is inf·0 = nan: what an overflow looks like to the scaler
+        return F.cross_entropy(logits, y) + (logits[0, 0] * 0).sqrt()
+
+    cfg = dataclasses.replace(SMALL, hidden=(8,), optimizer="sgd", momentum=0.0)
+    model = training.build_model(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt, sched = training.build_optimizer(cfg, model, steps=2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    precision = training.Precision("cpu", scaler=scaler)
+    batch = (torch.randn(8, 784), torch.randint(0, 10, (8,)))
+    costs = training.train_one_epoch(
+        model, [batch], opt, sched, finite_cost_bad_gradient, precision=precision
+    )
+    assert training.checked_costs(costs)  # finite: no TrainingDiverged
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name  # the scaler skipped the step...
+    assert scaler.get_scale() == 512.0  # ...and halved its scale
+    nan_batch = (torch.full((8, 784), float("nan")), batch[1])
+    costs = training.train_one_epoch(
+        model, [nan_batch], opt, sched, F.cross_entropy, precision=precision
+    )
+    with pytest.raises(TrainingDiverged, match="cost is nan at step 1"):
+        training.checked_costs(costs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["torch", "custom"])
+def test_compile_gives_the_eager_result_and_times_the_compilation_apart(
+    impl: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*TINY, "--impl", impl, "--optimizer", "sgd", "--lr", "0.05"]
+    assert train.main([*argv, "--out", str(tmp_path / "eager")]) == 0
+    assert train.main([*argv, "--out", str(tmp_path / "compiled"), "--compile"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"compiled the training step in \d+\.\d s \(before epoch 1\)", out), out
+    eager, compiled = (
+        json.loads((tmp_path / name / training.METRICS).read_text())
+        for name in ("eager", "compiled")
+    )
+    assert compiled["compile_seconds"] > 0 and eager["compile_seconds"] is None
+    assert compiled["epochs"][0]["train_cost"] == pytest.approx(
+        eager["epochs"][0]["train_cost"], rel=1e-4
+    )
+    assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) <= 0.01

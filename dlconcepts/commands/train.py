@@ -220,7 +220,7 @@ class TensorBoardLog:
         """The test cost and accuracy now, mid-epoch, and the learning rate."""
         loop = self.loop
         losses, predictions = training.evaluate(loop.model, loop.test_set, loop.cost_fn)
-        accuracy = (predictions == loop.test_set.labels.cpu()).float().mean()
+        accuracy = training.accuracy(predictions, loop.test_set.labels)
         self.writer.add_scalar("step/test_cost", losses.mean(), at)
         self.writer.add_scalar("step/test_accuracy", accuracy, at)
         self.writer.add_scalar("step/lr", loop.optimizer.param_groups[0]["lr"], at)
