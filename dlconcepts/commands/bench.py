@@ -633,7 +633,9 @@ def report(results: dict[str, Any], markdown: bool = False) -> str:
         epochs.append(("eager, float32", 128, e["custom"], e["builtin"]))
     if "compiled-epoch" in results:
         c = results["compiled-epoch"]
-        epochs.append(("eager, float32", 128, c["custom_eager"], c["builtin_eager"]))
+        epochs.append(
+            ("eager, float32, beside compiled", 128, c["custom_eager"], c["builtin_eager"])
+        )
         epochs.append(("compiled, float32", 128, c["custom_compiled"], c["builtin_compiled"]))
     if "autocast" in results:
         a = results["autocast"]
