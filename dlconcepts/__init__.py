@@ -7,12 +7,15 @@ The library, one module per concept:
 - ``dlconcepts.layers``       Linear and the MLP with visible input, hidden and output layers
 - ``dlconcepts.backprop``     backpropagation by hand, and the multivariable chain rule
 - ``dlconcepts.activations``  sigmoid, tanh and ReLU as autograd Functions
-- ``dlconcepts.init``         zero, random, Xavier and He initialization
+- ``dlconcepts.init``         zero, random, Xavier and He initialization (and, re-exported
+  from ``dlconcepts.init_extra``, the rest of ``torch.nn.init``)
 
-and around them: ``data`` (MNIST as verified in-memory tensors), ``training`` (the loop,
-evaluation, checkpoints), ``proofs`` (the gradcheck registry), ``experiments`` and
-``figures`` (the initialization experiments and their pictures). The ``dlconcepts``
-commands live in ``dlconcepts.commands``, one module each.
+and around them: ``names`` (the concepts' names, without torch), ``data`` (MNIST as
+in-memory tensors, cut into batches) and ``data_files`` (the raw files, proven by SHA-256),
+``training`` (the loop, evaluation, checkpoints) and ``choices`` (a run's settings),
+``proofs`` (the gradcheck registry), ``experiments`` and ``figures`` (the initialization
+experiments and their pictures). The ``dlconcepts`` commands live in
+``dlconcepts.commands``, one module each.
 
 ``import dlconcepts`` alone imports nothing else (not even torch): ``dlconcepts.layers`` and
 the others are imported the first time they are used, so ``dlconcepts --help`` is instant.

@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from dlconcepts._checks import invalid, one_of
 
-F = TypeVar("F", bound=type[torch.autograd.Function])
+FunctionT = TypeVar("FunctionT", bound=type[torch.autograd.Function])
 
 
 def _check_input(x: object) -> None:
@@ -265,7 +265,7 @@ class ReLUFunction(_SavesOutput):
 # --- compiling: the same Functions without their jvp ----------------------------------------
 
 
-def traceable(twin: F) -> F:
+def traceable(twin: FunctionT) -> FunctionT:
     """Class decorator: make ``twin``, a subclass that only removes its parent's ``jvp``, the
     parent's traceable form, the one :func:`apply` calls while ``torch.compile`` traces.
 
@@ -274,7 +274,7 @@ def traceable(twin: F) -> F:
     attributes).
     """
 
-    def the_twin() -> F:
+    def the_twin() -> FunctionT:
         return twin
 
     twin.__base__.traceable = staticmethod(the_twin)  # type: ignore[attr-defined]

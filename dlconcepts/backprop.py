@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dlconcepts import activations, choices, layers, losses
+from dlconcepts import activations, layers, losses, names
 from dlconcepts._checks import one_of
 
 OUTPUT_ACTIVATIONS: tuple[str | None, ...] = (None, "sigmoid")
-LOSSES = choices.LOSSES
+LOSSES = names.LOSSES
 
 
 def _squared_error_gradient(o: Tensor, t: Tensor) -> Tensor:

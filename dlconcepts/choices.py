@@ -1,10 +1,16 @@
-"""The names and defaults the ``dlconcepts`` commands offer, in a module that imports no torch.
+"""A training run's settings and the names the ``dlconcepts`` commands offer, without torch.
 
 ``dlconcepts COMMAND --help`` has to list every choice and default (the activations, the
 optimizers, a preset's settings...). Were they read from the modules that define the
 pieces, asking for help would import torch and take seconds; here they are plain strings
 and numbers, and those modules re-export them (``training.OPTIMIZERS is
 choices.OPTIMIZERS``), so the names are declared once.
+
+This module holds the training configuration: :class:`TrainConfig`, the ``PRESETS``, the
+``STUDY`` recipe and the optimizer, schedule, device and dtype names. The concepts' own
+names (activations, initialization schemes, losses, datasets) are declared in
+:mod:`dlconcepts.names`, which the concept modules import instead of this one; they are
+re-exported here so that a command finds every choice in one place.
 """
 
 from __future__ import annotations
@@ -15,15 +21,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlconcepts._checks import invalid, one_of
+from dlconcepts.names import (
+    ACTIVATIONS,
+    DATASETS,
+    IMAGE_SIDE,
+    IMPLS,
+    LOSSES,
+    NUM_CLASSES,
+    NUM_FEATURES,
+    SCHEMES,
+)
 
-ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu")  # activations.ACTIVATIONS' keys
-SCHEMES: tuple[str, ...] = ("zero", "random", "xavier", "he")  # init.SCHEMES
-IMPLS: tuple[str, ...] = ("custom", "torch")  # layers.IMPLS
-LOSSES: tuple[str, ...] = ("cross-entropy", "squared-error")  # backprop.LOSSES
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist")  # data.DATASETS
-IMAGE_SIDE = 28
-NUM_FEATURES = IMAGE_SIDE * IMAGE_SIDE
-NUM_CLASSES = 10
+__all__ = [
+    "ACTIVATIONS",
+    "DATASETS",
+    "DEVICES",
+    "DTYPES",
+    "IMAGE_SIDE",
+    "IMPLS",
+    "LOSSES",
+    "NUM_CLASSES",
+    "NUM_FEATURES",
+    "OPTIMIZERS",
+    "PRESETS",
+    "SCHEDULES",
+    "SCHEMES",
+    "SIGNALS_BATCH",
+    "SIGNALS_DRY_RUN_BATCH",
+    "STUDY",
+    "TrainConfig",
+]
+
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")

@@ -3,12 +3,14 @@
 Each command is a module of ``dlconcepts.commands`` with a ``main(argv) -> int``; this
 file only picks the module and imports it when it is run, so ``dlconcepts check`` does not
 pay for importing what ``dlconcepts plot`` needs, and ``dlconcepts --help`` imports nothing
-(not even torch). Ctrl-C ends any command with status 130 and no traceback.
+(not even torch). Ctrl-C ends any command with status 130 and no traceback, and so does a
+closed pipe (``dlconcepts explain | head``), with status 141.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # command -> (module, one-line description)
@@ -39,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "graph": ("dlconcepts.commands.graph", "the autograd graph of an MLP's cost, as Graphviz DOT"),
     "predict": ("dlconcepts.commands.predict", "classify your own digit images with a checkpoint"),
+    "exercise": ("dlconcepts.commands.exercise", "a starter file to write a backward pass by hand"),
 }
 
 
@@ -72,3 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: a command says what it keeps; here, no traceback
         print(f"dlconcepts {name}: interrupted", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
+    except BrokenPipeError:  # `dlconcepts explain | head`: the reader has all it wanted
+        # the standard library's recipe: what is still buffered goes nowhere, not to a
+        # traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it

@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlconcepts import activations, choices
+from dlconcepts import activations, names
 from dlconcepts import init as dl_init
 from dlconcepts._checks import invalid, one_of
 
-IMPLS = choices.IMPLS
+IMPLS = names.IMPLS
 
 
 def _batch(t: Tensor) -> Tensor:
@@ -107,7 +107,6 @@ class LinearFunction(torch.autograd.Function):
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         ctx.save_for_forward(x, weight)
         ctx.autocast = autocast_state(x.device.type)
-
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:

@@ -1,16 +1,21 @@
 """The `dlconcepts` entry point: every command is reachable, a bad option gets one clear line,
 and asking for help is instant: it imports neither torch nor torchvision."""
 
+import argparse
+import importlib
 import os
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from command_line import REPO
 
 from dlconcepts import cli
+from dlconcepts.commands import _common
 
 
 def run(command_line: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -57,6 +62,12 @@ BAD_OPTIONS = [
     ("train --log-every 0", "'0'"),
     ("train --optimizer sgd --momentum -1", "'-1'"),
     ("train --limit-train 70000", "70000"),  # more than the data holds
+    ("train --lr 1e308", "'1e308'"),  # beyond float32: inf in every tensor it touches
+    ("symmetry --constant 1e300", "'1e300'"),
+    ("symmetry --constant=-4e38", "'-4e38'"),
+    ("train --hidden 800,-1", "'-1' in '800,-1'"),  # the bad part, in what was typed
+    ("compare --json /dev/null/rows.json", "not a folder"),  # checked before any training
+    ("bench --json /dev/null/results.json", "not a folder"),
     ("compare --activations swish", "'swish'"),
     ("compare --epochs 0", "'0'"),
     ("compare --limit-train 0", "'0'"),
@@ -81,20 +92,27 @@ def test_a_bad_option_ends_in_one_line(
     assert "Traceback" not in err and "['" not in err  # nor the whole command line as a list
 
 
-# A fresh interpreter where importing torch or torchvision fails at once: if asking for help
-# needs either, it ends in an ImportError instead of quietly taking seconds.
-WITHOUT_TORCH = """
-import sys
-sys.modules["torch"] = sys.modules["torchvision"] = None
+# A fresh interpreter that asks for help, then says whether torch, torchvision or matplotlib
+# ran: a module imported lazily is bound, but runs only when first used.
+HELP_THEN_WHAT_RAN = """
+import sys, types
 from dlconcepts.cli import main
-raise SystemExit(main(sys.argv[1:]))
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit_:
+    code = exit_.code
+ran = [n for n in ("torch", "torchvision", "matplotlib") if type(sys.modules.get(n)) is types.ModuleType]
+print("ran:", ",".join(ran), file=sys.stderr)
+raise SystemExit(code)
 """
 
 
 def help_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-c", WITHOUT_TORCH, *args, "--help"]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-c", HELP_THEN_WHAT_RAN, *args, "--help"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stderr.splitlines()[-1] == "ran: ", done.stderr
+    return done
 
 
 def test_help_imports_neither_torch_nor_torchvision_and_is_quick() -> None:
@@ -130,3 +148,88 @@ def test_ctrl_c_anywhere_is_status_130_without_traceback(
     monkeypatch.setattr(cli.importlib, "import_module", ctrl_c)
     assert cli.main(["check"]) == 130
     assert capsys.readouterr().err == "dlconcepts check: interrupted\n"
+
+
+def command_parser(name: str, monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
+    """The parser ``dlconcepts NAME`` builds, caught as ``--help`` runs."""
+    made: list[argparse.ArgumentParser] = []
+    real = _common.parser
+
+    def catch(*args: object, **kwargs: object) -> argparse.ArgumentParser:
+        made.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(_common, "parser", catch)
+    module = importlib.import_module(cli.COMMANDS[name][0])
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    return made[-1]
+
+
+# train's --activation also takes a learner's own Function (FILE.py:NAME): its own declaration
+LOCAL = {("train", "--activation")}
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_a_shared_flag_means_the_same_in_every_command(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json, --limit-test, --mnist-index ... are declared once, in _common.OPTIONS."""
+    parser = command_parser(name, monkeypatch)
+    for action in parser._actions:
+        for flag in action.option_strings:
+            shared = _common.OPTIONS.get(flag.removeprefix("--"))
+            if shared is None or (name, flag) in LOCAL:
+                continue
+            assert action.type is shared.get("type"), (name, flag)
+            assert action.choices == shared.get("choices"), (name, flag)
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_help_shows_defaults_as_they_are_typed(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(f"{name} --help", capsys)
+    assert code == 0
+    text = " ".join(out.split())  # argparse wraps lines
+    for wrong in ("(default: None)", "(default: False)", "PosixPath", "[runs", "('"):
+        assert wrong not in text, (name, wrong)
+    assert not re.search(r"\(default[^)]*\) \(default", text), name  # said twice
+
+
+def test_help_of_a_list_default() -> None:
+    parser = _common.parser("x", None)
+    parser.add_argument("--results", type=Path, nargs="+", default=[Path("a"), Path("b")], help="r")
+    parser.add_argument("--sizes", default="2,2,2", help="sizes")
+    parser.add_argument("--rate", default="5%", help="rate")
+    text = " ".join(parser.format_help().split())
+    assert "(default: a b)" in text and "sizes (default: 2,2,2)" in text
+    assert "rate (default: 5%)" in text
+
+
+def test_an_error_is_one_line_of_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """A message from a captured tool may hold a terminal's colour codes and line breaks."""
+    assert _common.error("dot: \x1b[1;31mError:\x1b[0m syntax error\nin line 1") == 1
+    assert capsys.readouterr().err == "error: dot: Error: syntax error in line 1\n"
+
+
+def test_an_output_path_is_checked_without_creating_anything(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert _common.unwritable(tmp_path / "new" / "deeper", folder=True) is None
+    assert _common.unwritable(tmp_path / "file", folder=False) is None
+    why = _common.unwritable(tmp_path / "file" / "sub" / "x.json", folder=False)
+    assert why == f"{tmp_path / 'file'} is a file, not a folder"
+    assert _common.unwritable(tmp_path / "file", folder=True) == f"{tmp_path / 'file'} is a file"
+    assert _common.unwritable(tmp_path, folder=False) == f"{tmp_path} is a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_lazy_import_runs_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lazy_example.py").write_text("RAN = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_example", raising=False)
+    with _common.lazy_imports():
+        import lazy_example
+    assert "RAN" not in object.__getattribute__(lazy_example, "__dict__")  # bound, not run
+    assert lazy_example.RAN  # the first use runs it
+    assert not any(isinstance(f, _common._LazyFinder) for f in sys.meta_path)

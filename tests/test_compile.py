@@ -10,6 +10,8 @@ generation.
 
 from __future__ import annotations
 
+import ast
+import inspect
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,6 +27,52 @@ def _fresh_compiler() -> Iterator[None]:
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
+
+
+CONCEPTS = (activations, layers, losses)
+FUNCTIONS = [
+    obj
+    for module in CONCEPTS
+    for name, obj in vars(module).items()
+    if inspect.isclass(obj)
+    and issubclass(obj, torch.autograd.Function)
+    and obj.__module__ == module.__name__
+    and not name.startswith("_")
+]
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.__name__)
+def test_every_function_has_a_twin_that_only_drops_its_jvp(fn: type) -> None:
+    twin = fn.traceable()
+    assert twin.__bases__ == (fn,)
+    assert twin.jvp is torch.autograd.Function.jvp and fn.jvp is not twin.jvp
+    # nothing else of its own: the formulas are the parent's ("_backward_cls" is autograd's)
+    assert set(vars(twin)) - {"__doc__", "__module__", "_backward_cls"} == {"jvp"}
+
+
+def direct_applies(source: str) -> list[str]:
+    """The calls ``SomeFunction.apply(...)`` of our Functions in ``source``."""
+    names = {f.__name__ for f in FUNCTIONS}
+    return [
+        ast.unparse(node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "apply"
+        and ast.unparse(node.func.value).split(".")[-1] in names
+    ]
+
+
+@pytest.mark.parametrize("module", CONCEPTS, ids=lambda m: m.__name__)
+def test_the_package_calls_its_functions_through_apply(module: object) -> None:
+    # a direct Function.apply(...) would break a compiled graph: every call goes through
+    # activations.apply, which picks the twin while compiling
+    assert direct_applies(inspect.getsource(module)) == []  # type: ignore[arg-type]
+
+
+def test_the_scan_sees_a_direct_apply() -> None:  # negative control
+    source = "def f(x):\n    return activations.SigmoidFunction.apply(x) + fn.apply(x)\n"
+    assert direct_applies(source) == ["activations.SigmoidFunction.apply(x)"]
 
 
 def every_piece() -> nn.Sequential:
@@ -118,9 +166,8 @@ def test_the_compiled_backward_runs_our_formula(
 ) -> None:
     model = every_piece()
     cost, inputs = all_losses(model), batch()
-    right = gradients(model, torch.compile(cost, fullgraph=True, backend="aot_eager"), *inputs)
+    right = gradients(model, cost, *inputs)
     monkeypatch.setattr(owner, name, staticmethod(wrong) if isinstance(owner, type) else wrong)
-    torch._dynamo.reset()
     changed = gradients(model, torch.compile(cost, fullgraph=True, backend="aot_eager"), *inputs)
     # the altered formula reaches the compiled gradients, exactly as it does the eager ones
     assert any(not torch.allclose(a, b) for a, b in zip(right, changed)), f"{name} not used"

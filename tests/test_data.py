@@ -1,4 +1,5 @@
-"""Tests for dlconcepts.data: the real shipped MNIST, batching, and every way the files can fail.
+"""Tests for dlconcepts.data and dlconcepts.data_files: the real shipped MNIST, batching, and
+every way the files can fail.
 
 Corruption tests work on copies under tmp_path; the repository's data/ is only ever read (and its
 .gz files extracted in place, as any load does). There is no network here, so torchvision's
@@ -20,7 +21,7 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from dlconcepts import data
+from dlconcepts import data, data_files
 from dlconcepts.data import DataError, InMemoryDataset
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -353,7 +354,9 @@ def test_same_size_corruption_without_gz_is_refused(
     assert f"got 'sha256 {found} (" in message, message
     assert f"no {name}.gz to extract it again" in message, message
     fix = message.split("\n")[1]
-    assert fix.startswith("  to fix: the file is corrupt; delete it, then copy the four .gz"), fix
+    assert fix.startswith("  to fix: the file is corrupt; delete it, then clone the repository"), (
+        fix
+    )
 
 
 def test_truncated_gz(raw_copy: Path) -> None:
@@ -369,7 +372,7 @@ def test_flipped_byte_in_gz(raw_copy: Path) -> None:
     blob[len(blob) // 2] ^= 0xFF
     gz.write_bytes(bytes(blob))
     sha = CONTENT_SHA256["t10k-labels-idx1-ubyte"]
-    _expect_error(raw_copy, gz, sha, "data/MNIST/raw/", "shared mnist folder")
+    _expect_error(raw_copy, gz, sha, "clone the repository", "data/MNIST/raw/", f"into {raw_copy}")
 
 
 def test_torchvision_legacy_cache_is_refused(raw_copy: Path) -> None:
@@ -388,6 +391,33 @@ def test_missing_file_offline(raw_copy: Path) -> None:
         raw_copy, gz, "the file train-labels-idx1-ubyte.gz", "no such file", "--download",
         "DLCONCEPTS_DATA", "--data-dir",
     )  # fmt: skip
+
+
+def test_an_installed_package_says_what_a_user_can_do_without_the_data(tmp_path: Path) -> None:
+    # installed from a wheel, the package has no data/ beside it: it looks in ~/.cache, and the
+    # error lists what the user can do from there (clone, --data-dir, --download), nothing more
+    site, home = tmp_path / "site-packages", tmp_path / "home"
+    package = Path(data.__file__).parent
+    shutil.copytree(package, site / "dlconcepts", ignore=shutil.ignore_patterns("__pycache__"))
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "DLCONCEPTS_DATA"}
+    env |= {"PYTHONPATH": str(site), "HOME": str(home)}
+    code = (
+        "from dlconcepts import data\ntry:\n data.verify()\nexcept data.DataError as e:\n print(e)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    raw = home / ".cache" / "dlconcepts" / "data" / "MNIST" / "raw"
+    assert out.stdout.splitlines() == [
+        f"{raw}/train-images-idx3-ubyte.gz: expected the file train-images-idx3-ubyte.gz, "
+        "got 'no such file'",
+        "  to fix: clone the repository, which ships the four files in data/MNIST/raw/, and pass "
+        f"--data-dir CLONE/data (or copy the four .gz files into {raw}); or pass --data-dir "
+        "(or set DLCONCEPTS_DATA) to a folder whose MNIST/raw/ holds the four files; or run "
+        "with --download to fetch them with torchvision (needs a network)",
+    ], out.stdout
 
 
 def test_wrong_size_extracted_file_without_gz(full_copy: Path) -> None:
@@ -428,7 +458,7 @@ def test_download_offline_says_where_to_put_the_files(
     with pytest.raises(DataError) as info:
         data.verify(data_dir=raw_copy.parent.parent, download=True)
     message = str(info.value)
-    for fragment in ("download failed", "Name or service", f"into {raw_copy}", "shared mnist"):
+    for fragment in ("download failed", "Name or service", f"into {raw_copy}", "clone the"):
         assert fragment in message, message
     assert "run with --download" not in message  # it just failed; don't suggest it again
     # torchvision's lines joined into one, shown without a literal backslash-n
@@ -485,7 +515,7 @@ def test_fashion_mnist_loads_with_its_own_normalization(
 ) -> None:
     # the MNIST files stand in for Fashion-MNIST's, their sums listed as Fashion-MNIST's
     copy_raw(tmp_path, "FashionMNIST", extracted=True)
-    monkeypatch.setitem(data._CONTENT_SHA256, "fashion-mnist", CONTENT_SHA256)
+    monkeypatch.setitem(data_files._CONTENT_SHA256, "fashion-mnist", CONTENT_SHA256)
     small = data.load("fashion-mnist", train=False, data_dir=tmp_path, limit=100)
     assert small.images.min().item() == pytest.approx((0 - 0.2860) / 0.3530, abs=1e-5)
 

@@ -135,3 +135,64 @@ def test_a_bad_weights_file_is_refused_in_one_line(
     path = tmp_path / "w.json"
     path.write_text(content)
     assert_refused(explain.main, ["--weights", str(path)], bad, capsys)
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
+def test_a_weight_that_is_not_finite_is_refused(
+    bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """json reads NaN and Infinity; every number after them would be nan."""
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(CLASSIC).replace("0.15", bad))
+    argv = ["--weights", str(path), "--json", str(tmp_path / "step.json")]
+    assert_refused(explain.main, argv, "hidden1.weight: expected finite numbers", capsys)
+    assert not (tmp_path / "step.json").exists()
+
+
+def test_weights_written_in_utf16_read_as_in_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Windows' PowerShell writes by default, with its byte-order mark."""
+    utf8, utf16 = tmp_path / "utf8.json", tmp_path / "utf16.json"
+    utf8.write_text(json.dumps(CLASSIC), encoding="utf-8")
+    utf16.write_text(json.dumps(CLASSIC), encoding="utf-16")
+    out8 = run(capsys, "--weights", str(utf8))
+    out16 = run(capsys, "--weights", str(utf16))
+    assert out16.replace("utf16.json", "utf8.json") == out8
+    (tmp_path / "latin.json").write_bytes(b'{"a": "\xe9"}')
+    assert_refused(explain.main, ["--weights", str(tmp_path / "latin.json")], "latin.json", capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, bad",
+    [
+        # binary cross-entropy's cost goes negative for targets outside [0, 1]
+        (["--output-activation", "sigmoid", "--loss", "cross-entropy", "--target", "2,3"], "'2,3'"),
+        (["--loss", "cross-entropy", "--target", "0.5,-0.1"], "in [0, 1]"),
+        (["--mnist-index", "0", "--input", "1,2"], "--input"),  # one example or the other
+        (["--mnist-index", "-1"], "'-1'"),
+        (["--steps", "100000000"], "'100000000'"),  # hours of Python-speed steps
+        (["--sizes", "2,100000000,2"], "500,000,002"),  # a numerical gradient of 5e17 steps
+        (["--input", "1e39,0"], "'1e39'"),  # beyond float32 and every number after it inf
+    ],
+)
+def test_an_option_that_would_be_wrong_or_take_hours_is_refused(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused(explain.main, argv, bad, capsys)
+
+
+def test_the_largest_weight_count_is_refused_by_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """The limit is on the weights of --sizes: one over it is refused, at it is not."""
+    assert explain.weight_count((2, 2, 2)) == 12 and explain.weight_count((784, 16, 10)) == 12730
+    width = (explain.MAX_WEIGHTS - 2) // 5 + 1  # a 2-width-2 MLP has 5·width + 2 weights
+    assert explain.weight_count((2, width, 2)) > explain.MAX_WEIGHTS
+    assert_refused(explain.main, ["--sizes", f"2,{width},2"], "weights", capsys)
+
+
+def test_json_into_a_file_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    argv = ["--json", str(tmp_path / "file" / "step.json")]
+    assert_refused(explain.main, argv, "is a file, not a folder", capsys)

@@ -103,3 +103,69 @@ def test_a_bad_option_is_refused_in_one_line(
     argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_refused(graph.main, argv, bad, capsys)
+
+
+@pytest.mark.parametrize(
+    "out, written",
+    [
+        ("g", "g.dot"),
+        ("g.dot", "g.dot"),
+        ("g/", "g/graph.dot"),  # a folder, as the trailing / says
+        ("d", "d/graph.dot"),  # a folder that exists
+        (".", "graph.dot"),
+        ("d/..", "graph.dot"),
+    ],
+)
+def test_out_is_a_file_or_a_folder(
+    out: str, written: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder gets graph.dot inside it; anything else gets .dot after its name."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    assert graph.main(["--out", out]) == 0
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.dot"))
+    assert files == [written]
+
+
+def test_out_above_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert graph.main(["--out", ".."]) == 0
+    assert [p.name for p in tmp_path.glob("*.dot")] == ["graph.dot"]
+
+
+@pytest.mark.parametrize(
+    "out, bad",
+    [
+        ("", "''"),
+        ("   ", "'   '"),
+        ("file/g", "is a file, not a folder"),  # inside a file: not "File exists"
+        ("folder.dot/", "is a folder"),  # folder.dot/graph.dot is fine; see below
+    ],
+)
+def test_an_out_that_cannot_be_written_is_one_line(
+    out: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder.dot").mkdir()
+    (tmp_path / "folder.dot" / "graph.dot").mkdir()  # where folder.dot/ would write
+    assert_refused(graph.main, ["--out", out], bad, capsys)
+
+
+def test_a_failing_dot_is_one_plain_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Graphviz may colour its errors: the terminal's escape codes do not reach the message."""
+    fake = tmp_path / "dot"
+    fake.write_text(
+        "#!/bin/sh\nprintf '\\033[1;31mError:\\033[0m out of memory\\nmore\\n' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(fake))
+    assert_refused(graph.main, ["--out", str(tmp_path / "g")], "Error: out of memory", capsys)
+    graph.main(["--out", str(tmp_path / "g")])
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and err.count("\n") == 1, repr(err)

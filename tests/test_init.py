@@ -2,6 +2,9 @@
 
 Read top to bottom: the API, bit-identity against torch (and a proof the check has teeth),
 the distributions' statistics, gains and fans, bad input, and ``initialize`` on whole models.
+The registry covers everything ``dlconcepts.init`` offers, the rest of ``torch.nn.init``
+(``dlconcepts.init_extra``) included; that module's own properties are in
+``test_init_extra.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,23 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
+from init_checks import (
+    CONV_SHAPE,
+    DTYPES,
+    LINEAR_SHAPE,
+    P_MIN,
+    SHAPES,
+    InitFn,
+    assert_bit_identical,
+    ks_pvalue,
+    normal_cdf,
+    sample,
+    uniform_cdf,
+)
 from torch import nn
 
 import dlconcepts.init as ours
+import dlconcepts.init_extra as extra
 from dlconcepts.init import (
     NONLINEARITIES,
     SCHEMES,
@@ -28,11 +44,10 @@ from dlconcepts.init import (
     initialize,
 )
 
-InitFn = Callable[..., torch.Tensor]
-
 # --------------------------------------------------------------------------- the registry
 
-# (name, ours, torch's, kwargs): every random init, with several kwargs each.
+# (name, ours, torch's, kwargs): every random init that dlconcepts.init offers, with several
+# kwargs each: the taught ones, then the rest of torch.nn.init (from dlconcepts.init_extra).
 RANDOM_INITS: list[tuple[str, InitFn, InitFn, dict[str, Any]]] = [
     ("normal_", ours.normal_, nn.init.normal_, {}),
     ("normal_", ours.normal_, nn.init.normal_, {"mean": 0.5, "std": 0.1}),
@@ -60,26 +75,26 @@ RANDOM_INITS: list[tuple[str, InitFn, InitFn, dict[str, Any]]] = [
         {"mode": "fan_out", "nonlinearity": "relu"},
     ),
     ("kaiming_normal_", ours.kaiming_normal_, nn.init.kaiming_normal_, {"nonlinearity": "selu"}),
-    ("orthogonal_", ours.orthogonal_, nn.init.orthogonal_, {}),
-    ("orthogonal_", ours.orthogonal_, nn.init.orthogonal_, {"gain": 2.0}),
-    ("trunc_normal_", ours.trunc_normal_, nn.init.trunc_normal_, {}),
+    ("orthogonal_", extra.orthogonal_, nn.init.orthogonal_, {}),
+    ("orthogonal_", extra.orthogonal_, nn.init.orthogonal_, {"gain": 2.0}),
+    ("trunc_normal_", extra.trunc_normal_, nn.init.trunc_normal_, {}),
     # mostly inside [a, b]: normals, the outside ones redrawn
     (
         "trunc_normal_",
-        ours.trunc_normal_,
+        extra.trunc_normal_,
         nn.init.trunc_normal_,
         {"mean": 0.5, "std": 0.1, "b": 0.6},
     ),
     # a far tail: uniform proposals accepted by the density
-    ("trunc_normal_", ours.trunc_normal_, nn.init.trunc_normal_, {"a": 2.0, "b": 3.0}),
-    ("trunc_normal_", ours.trunc_normal_, nn.init.trunc_normal_, {"a": -2.5, "b": -1.8}),
+    ("trunc_normal_", extra.trunc_normal_, nn.init.trunc_normal_, {"a": 2.0, "b": 3.0}),
+    ("trunc_normal_", extra.trunc_normal_, nn.init.trunc_normal_, {"a": -2.5, "b": -1.8}),
 ]
 RANDOM_IDS = [f"{name}{kwargs or ''}" for name, _, _, kwargs in RANDOM_INITS]
 
 # Every in-place init, random or not, with default arguments.
 ALL_INITS: list[tuple[str, InitFn, InitFn]] = [
     ("zeros_", ours.zeros_, nn.init.zeros_),
-    ("ones_", ours.ones_, nn.init.ones_),
+    ("ones_", extra.ones_, nn.init.ones_),
     *{(name, f, t) for name, f, t, _ in RANDOM_INITS},
 ]
 ALL_INITS.sort(key=lambda row: row[0])
@@ -87,50 +102,11 @@ ALL_IDS = [name for name, _, _ in ALL_INITS]
 
 # The ones that need an argument or a shape of their own (not a plain (4, 3) tensor).
 SPECIAL_INITS: list[tuple[str, InitFn, InitFn]] = [
-    ("constant_", ours.constant_, nn.init.constant_),
-    ("eye_", ours.eye_, nn.init.eye_),
-    ("dirac_", ours.dirac_, nn.init.dirac_),
-    ("sparse_", ours.sparse_, nn.init.sparse_),
+    ("constant_", extra.constant_, nn.init.constant_),
+    ("eye_", extra.eye_, nn.init.eye_),
+    ("dirac_", extra.dirac_, nn.init.dirac_),
+    ("sparse_", extra.sparse_, nn.init.sparse_),
 ]
-
-LINEAR_SHAPE = (64, 32)  # (out, in)
-CONV_SHAPE = (16, 8, 3, 3)  # (out, in, kh, kw)
-SHAPES = [pytest.param(LINEAR_SHAPE, id="linear"), pytest.param(CONV_SHAPE, id="conv")]
-DTYPES = [torch.float32, torch.float64]
-
-
-def _sample(
-    fn: InitFn,
-    shape: tuple[int, ...],
-    kwargs: dict[str, Any],
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-    use_generator: bool = False,
-    seed: int = 1234,
-) -> torch.Tensor:
-    """Run ``fn`` on a fresh tensor from a fixed seed: the global RNG or an explicit generator."""
-    tensor = torch.empty(shape, dtype=dtype, device=device)
-    if use_generator:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        return fn(tensor, **kwargs, generator=generator)
-    torch.manual_seed(seed)
-    return fn(tensor, **kwargs)
-
-
-def assert_bit_identical(got: torch.Tensor, expected: torch.Tensor, what: str) -> None:
-    assert got.dtype == expected.dtype and got.shape == expected.shape, (
-        f"{what}: got {got.dtype} {tuple(got.shape)}, "
-        f"expected {expected.dtype} {tuple(expected.shape)}"
-    )
-    if not torch.equal(got, expected):
-        diff = (got - expected).abs()
-        raise AssertionError(
-            f"{what}: not bit-identical to torch.nn.init; {int((diff > 0).sum())} of "
-            f"{diff.numel()} values differ, max |ours - torch| = {diff.max().item():.3e}; "
-            f"first values got {got.flatten()[:3].tolist()} vs "
-            f"expected {expected.flatten()[:3].tolist()}"
-        )
 
 
 # --------------------------------------------------------------------------- the API
@@ -143,6 +119,18 @@ def test_aliases_are_the_same_objects() -> None:
 
 def test_schemes_exported() -> None:
     assert SCHEMES == ("zero", "random", "xavier", "he")
+
+
+def test_a_drop_in_for_torch_nn_init() -> None:
+    # every function of torch.nn.init (its deprecated aliases without the "_" aside)
+    wanted = {n for n in nn.init.__all__ if n.endswith("_") or n == "calculate_gain"}
+    missing = sorted(n for n in wanted if not callable(getattr(ours, n, None)))
+    assert not missing, f"dlconcepts.init lacks {missing}"
+    assert not sorted(wanted - set(ours.__all__)), "missing from dlconcepts.init.__all__"
+    # the rest of torch.nn.init is init_extra's own functions, not copies
+    for name in extra.__all__:
+        assert getattr(ours, name) is getattr(extra, name), name
+    assert set(extra.__all__) <= set(ours.__all__)
 
 
 @pytest.mark.parametrize(
@@ -190,8 +178,8 @@ def test_bit_identical_to_torch(
     device: torch.device,
 ) -> None:
     common = {"dtype": dtype, "device": device, "use_generator": use_generator}
-    got = _sample(fn, shape, kwargs, **common)
-    expected = _sample(torch_fn, shape, kwargs, **common)
+    got = sample(fn, shape, kwargs, **common)
+    expected = sample(torch_fn, shape, kwargs, **common)
     assert_bit_identical(got, expected, f"{name}({kwargs}) on {shape} {dtype}")
 
 
@@ -199,51 +187,6 @@ def test_zeros_identical_to_torch() -> None:
     assert_bit_identical(
         ours.zeros_(torch.randn(CONV_SHAPE)), nn.init.zeros_(torch.randn(CONV_SHAPE)), "zeros_"
     )
-
-
-@pytest.mark.parametrize(
-    "name, shape, kwargs",
-    [
-        ("ones_", CONV_SHAPE, {}),
-        ("constant_", CONV_SHAPE, {"val": 0.3}),
-        ("eye_", (3, 5), {}),
-        ("eye_", (5, 3), {}),
-        ("dirac_", (6, 4, 3), {}),
-        ("dirac_", (6, 4, 3, 3), {"groups": 3}),
-        ("dirac_", (4, 6, 3, 2, 3), {"groups": 2}),
-    ],
-)
-def test_deterministic_fills_identical_to_torch(
-    name: str, shape: tuple[int, ...], kwargs: dict[str, Any], device: torch.device
-) -> None:
-    got = getattr(ours, name)(torch.randn(shape, device=device), **kwargs)
-    expected = getattr(nn.init, name)(torch.randn(shape, device=device), **kwargs)
-    assert_bit_identical(got, expected, f"{name}({kwargs}) on {shape}")
-
-
-@pytest.mark.parametrize("use_generator", [False, True], ids=["global_rng", "generator"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kwargs", [{"sparsity": 0.1}, {"sparsity": 0.5, "std": 1.0}])
-def test_sparse_bit_identical_to_torch(
-    kwargs: dict[str, Any], dtype: torch.dtype, use_generator: bool, device: torch.device
-) -> None:
-    # the rows to zero come from the global RNG in both, even with a generator: seed it too
-    common = {"dtype": dtype, "device": device, "use_generator": use_generator}
-    torch.manual_seed(0)
-    got = _sample(ours.sparse_, LINEAR_SHAPE, kwargs, **common)
-    torch.manual_seed(0)
-    expected = _sample(nn.init.sparse_, LINEAR_SHAPE, kwargs, **common)
-    assert_bit_identical(got, expected, f"sparse_({kwargs})")
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("kwargs", [{}, {"a": 2.0, "b": 3.0}], ids=["redraw", "tail"])
-def test_trunc_normal_bit_identical_in_half_precision(
-    kwargs: dict[str, Any], dtype: torch.dtype
-) -> None:
-    got = _sample(ours.trunc_normal_, LINEAR_SHAPE, kwargs, dtype=dtype)
-    expected = _sample(nn.init.trunc_normal_, LINEAR_SHAPE, kwargs, dtype=dtype)
-    assert_bit_identical(got, expected, f"trunc_normal_({kwargs}) {dtype}")
 
 
 def test_kaiming_uniform_sqrt5_reproduces_nn_linear_default_init() -> None:
@@ -260,15 +203,15 @@ def test_explicit_generator_leaves_global_rng_alone(
     name: str, fn: InitFn, torch_fn: InitFn, kwargs: dict[str, Any]
 ) -> None:
     before = torch.get_rng_state()
-    _sample(fn, LINEAR_SHAPE, kwargs, use_generator=True)
+    sample(fn, LINEAR_SHAPE, kwargs, use_generator=True)
     assert torch.equal(torch.get_rng_state(), before), f"{name} drew from the global RNG"
 
 
 @pytest.mark.parametrize("mode", ["FAN_IN", "Fan_Out"])
 def test_mode_is_case_insensitive_like_torch(mode: str) -> None:
     kwargs = {"mode": mode, "nonlinearity": "relu"}
-    got = _sample(ours.kaiming_normal_, LINEAR_SHAPE, kwargs)
-    expected = _sample(nn.init.kaiming_normal_, LINEAR_SHAPE, kwargs)
+    got = sample(ours.kaiming_normal_, LINEAR_SHAPE, kwargs)
+    expected = sample(nn.init.kaiming_normal_, LINEAR_SHAPE, kwargs)
     assert_bit_identical(got, expected, f"kaiming_normal_(mode={mode!r})")
 
 
@@ -294,8 +237,8 @@ def _xavier_uniform_textbook_order(tensor: torch.Tensor, gain: float = 1.0) -> t
 
 
 def test_negative_control_bit_identity_catches_a_wrong_fan() -> None:
-    got = _sample(_kaiming_uniform_with_fan_out_bug, LINEAR_SHAPE, {})
-    expected = _sample(nn.init.kaiming_uniform_, LINEAR_SHAPE, {})
+    got = sample(_kaiming_uniform_with_fan_out_bug, LINEAR_SHAPE, {})
+    expected = sample(nn.init.kaiming_uniform_, LINEAR_SHAPE, {})
     with pytest.raises(AssertionError, match="not bit-identical"):
         assert_bit_identical(got, expected, "fan_out bug")
 
@@ -305,12 +248,12 @@ def test_negative_control_bit_identity_catches_a_different_arithmetic_order() ->
     shape = (3, 3)
     assert math.sqrt(3.0) * math.sqrt(2.0 / 6) != math.sqrt(6.0 / 6), "precondition"
     kwargs = {"dtype": torch.float64}
-    got = _sample(_xavier_uniform_textbook_order, shape, {}, **kwargs)
-    expected = _sample(nn.init.xavier_uniform_, shape, {}, **kwargs)
+    got = sample(_xavier_uniform_textbook_order, shape, {}, **kwargs)
+    expected = sample(nn.init.xavier_uniform_, shape, {}, **kwargs)
     with pytest.raises(AssertionError, match="not bit-identical"):
         assert_bit_identical(got, expected, "textbook arithmetic order")
     # ...while our implementation, which keeps torch's order, passes on the same shape.
-    assert_bit_identical(_sample(ours.xavier_uniform_, shape, {}, **kwargs), expected, "ours")
+    assert_bit_identical(sample(ours.xavier_uniform_, shape, {}, **kwargs), expected, "ours")
 
 
 # --------------------------------------------------------------------------- statistics
@@ -412,37 +355,9 @@ def test_sample_statistics_match_the_formula(
 
 
 # --------------------------------------------------------------------------- PyTorch's own tests
-# Ported from PyTorch's test/nn/test_init.py (TestNNInit). PyTorch runs scipy's
-# Kolmogorov-Smirnov test and accepts p > 1e-4; scipy is not a dependency here, so the KS
-# statistic and its asymptotic p-value are computed below. Its random sizes and parameters
-# are fixed values here, so every run is the same (the autouse fixture seeds torch).
-
-
-def ks_pvalue(samples: torch.Tensor, cdf: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """Kolmogorov-Smirnov: P(a sample this far from ``cdf`` by chance), asymptotic formula."""
-    x = samples.flatten().double().sort().values
-    n = x.numel()
-    f = cdf(x)
-    i = torch.arange(1, n + 1, dtype=torch.float64)
-    d = float(torch.maximum(i / n - f, f - (i - 1) / n).max())
-    t = (math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n)) * d  # Stephens' small-sample correction
-    return min(1.0, 2 * sum((-1) ** (k - 1) * math.exp(-2 * k * k * t * t) for k in range(1, 101)))
-
-
-def normal_cdf(mean: float, std: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: torch.special.ndtr((x - mean) / std)
-
-
-def uniform_cdf(a: float, b: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: ((x - a) / (b - a)).clamp(0, 1)
-
-
-def trunc_normal_cdf(mean: float, std: float, a: float, b: float) -> Callable:
-    low, high = normal_cdf(mean, std)(torch.tensor([a, b], dtype=torch.float64))
-    return lambda x: (normal_cdf(mean, std)(x) - low) / (high - low)
-
-
-P_MIN = 1e-4  # PyTorch's threshold
+# Ported from PyTorch's test/nn/test_init.py (TestNNInit), with its Kolmogorov-Smirnov test
+# (init_checks.ks_pvalue). Its random sizes and parameters are fixed values here, so every run
+# is the same (the autouse fixture seeds torch).
 
 
 def test_ks_pvalue_rejects_the_wrong_distribution() -> None:  # negative control
@@ -462,114 +377,6 @@ def test_uniform_is_uniform(shape: tuple[int, ...]) -> None:
 def test_normal_is_normal(shape: tuple[int, ...]) -> None:
     w = ours.normal_(torch.empty(shape), mean=0.8, std=0.3)
     assert ks_pvalue(w, normal_cdf(0.8, 0.3)) > P_MIN
-
-
-@pytest.mark.parametrize(
-    "shape, mean, std, a, b",
-    [
-        ((45,), 1.2, 0.5, 0.4, 1.9),
-        ((30, 40), -2.0, 0.05, -2.1, -1.95),
-        ((8, 6, 5, 4), 0.0, 1.0, -2.0, 2.0),
-        ((30, 40), 0.0, 1.0, 2.0, 3.5),  # the tail sampler
-    ],
-)
-def test_trunc_normal_is_truncated_normal(
-    shape: tuple[int, ...], mean: float, std: float, a: float, b: float
-) -> None:
-    w = ours.trunc_normal_(torch.empty(shape, dtype=torch.float64), mean, std, a, b)
-    assert a <= w.min().item() and w.max().item() <= b
-    assert ks_pvalue(w, trunc_normal_cdf(mean, std, a, b)) > P_MIN
-
-
-def test_trunc_normal_warns_when_the_mean_is_far_outside() -> None:
-    with pytest.warns(UserWarning, match="mean is more than 2 std from"):
-        ours.trunc_normal_(torch.empty(10), mean=5.0, std=1.0, a=-1.0, b=1.0)
-
-
-@pytest.mark.parametrize("use_random_std", [False, True])
-def test_sparse_zeros_in_every_column_and_normal_elsewhere(use_random_std: bool) -> None:
-    rows, cols, sparsity = 33, 31, 0.15
-    std = 0.13 if use_random_std else 0.01
-    kwargs = {"std": std} if use_random_std else {}
-    w = ours.sparse_(torch.empty(rows, cols, dtype=torch.float64), sparsity, **kwargs)
-    zeros_per_column = (w == 0).sum(dim=0)
-    assert (zeros_per_column == math.ceil(sparsity * rows)).all(), zeros_per_column
-    assert ks_pvalue(w[w != 0], normal_cdf(0, std)) > P_MIN
-
-
-@pytest.mark.parametrize("gain", [1.0, 1.7])
-@pytest.mark.parametrize("shape", [(3, 4), (4, 3), (20, 2, 3, 4), (2, 3, 4, 5)])
-def test_orthogonal_is_orthogonal(shape: tuple[int, ...], gain: float) -> None:
-    w = ours.orthogonal_(torch.zeros(shape), gain=gain)
-    rows = shape[0]
-    flat = w.view(rows, -1)
-    cols = flat.shape[1]
-    # QᵀQ = gain²·I for a tall matrix (orthonormal columns), QQᵀ for a wide one
-    product = flat.T @ flat if rows > cols else flat @ flat.T
-    expected = torch.eye(min(rows, cols)) * gain**2
-    torch.testing.assert_close(product, expected, atol=1e-6 * gain**2, rtol=0)
-
-
-def test_orthogonal_of_an_empty_tensor_is_a_no_op() -> None:
-    tensor = torch.empty(0, 3)
-    assert ours.orthogonal_(tensor) is tensor
-
-
-@pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 4)])
-def test_eye_is_the_identity(shape: tuple[int, ...]) -> None:
-    w = ours.eye_(torch.randn(shape))
-    assert torch.equal(w, torch.eye(*shape))
-
-
-@pytest.mark.parametrize("dims", [3, 4, 5])
-@pytest.mark.parametrize("groups", [1, 2, 3])
-def test_dirac_has_one_nonzero_per_preserved_channel(dims: int, groups: int) -> None:
-    out_per_group, in_channels, *kernel = (3, 4, 3, 2, 5)[:dims]
-    w = ours.dirac_(torch.randn(out_per_group * groups, in_channels, *kernel), groups)
-    preserved = min(out_per_group, in_channels)
-    assert torch.count_nonzero(w) == preserved * groups
-    assert w.sum() == preserved * groups
-
-
-@pytest.mark.parametrize("groups", [1, 3])
-@pytest.mark.parametrize("conv", [F.conv1d, F.conv2d, F.conv3d], ids=["1d", "2d", "3d"])
-def test_dirac_convolution_passes_the_input_through(conv: Callable, groups: int) -> None:
-    batch, in_c, out_c, size, kernel = 8, 3, 9, 5, 3
-    spatial = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}[conv]
-    x = torch.randn(batch, in_c, *[size] * spatial)
-    w = ours.dirac_(torch.zeros(out_c, in_c, *[kernel] * spatial), groups)
-    y = conv(x, w)
-    inner = (slice(None), slice(None), *[slice(1, -1)] * spatial)
-    per_group = out_c // groups
-    for g in range(groups):
-        torch.testing.assert_close(y[:, per_group * g : per_group * g + in_c], x[inner])
-        assert torch.count_nonzero(y[:, per_group * g + in_c : per_group * (g + 1)]) == 0
-
-
-@pytest.mark.parametrize(
-    "fn, shape",
-    [
-        (ours.eye_, (2, 3, 4)),
-        (ours.eye_, (3,)),
-        (lambda t: ours.sparse_(t, 0.1), (2, 3, 4)),
-        (lambda t: ours.sparse_(t, 0.1), (3,)),
-        (ours.dirac_, (3, 3)),
-        (ours.dirac_, (1, 2, 3, 4, 5, 6)),
-        (ours.orthogonal_, (3,)),
-    ],
-)
-def test_wrong_number_of_dimensions_is_rejected_like_torch(
-    fn: Callable, shape: tuple[int, ...]
-) -> None:
-    with pytest.raises(ValueError, match=r"tensor shape: expected .*dimensions.*, got"):
-        fn(torch.empty(shape))
-
-
-def test_dirac_groups_must_divide_the_out_channels() -> None:
-    with pytest.raises(ValueError, match=r"groups: expected a divisor of the out channels, 5"):
-        ours.dirac_(torch.empty(5, 2, 3), groups=2)
-    with pytest.raises(ValueError):
-        nn.init.dirac_(torch.empty(5, 2, 3), groups=2)
 
 
 @pytest.mark.parametrize("nonlinearity", NONLINEARITIES)

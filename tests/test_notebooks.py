@@ -1,8 +1,11 @@
 """The notebooks: seven of them, committed with their outputs, and each one runs.
 
 The static tests read the committed ``.ipynb`` files as JSON (no Jupyter needed): seven
-notebooks in the concepts' order, each executed, error-free, with a picture, a marked
-solution and an ``assert`` cell that checks the exercise.
+notebooks in the concepts' order, each executed, error-free, with a picture, and an exercise
+that ends the notebook: the learner's cell, the check, then the solution in cells tagged
+``solution``. The solution defines other names than the learner's answer and is checked by
+the same check, so "Run All" never overwrites an answer, and ``dlconcepts exercise notebooks``
+leaves exactly those cells out of the student copy.
 
 The execution test runs every notebook top to bottom in a fresh kernel (working directory
 ``notebooks/``) and fails on any error or on a notebook slower than its budget. It needs the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +41,27 @@ EXPECTED = [
 BUDGET_S = float(os.environ.get("DLCONCEPTS_NOTEBOOK_BUDGET_S", "120"))
 CELL_TIMEOUT_S = 300
 MAX_BYTES = 300_000  # committed with outputs, but small enough to read on a code host
+# each exercise's answer, the names a solution cell must not assign
+ANSWERS = {
+    "01_loss_vs_cost.ipynb": ("grad_by_hand",),
+    "02_layers.ipynb": ("dx", "dW", "db"),
+    "03_backpropagation.ipynb": ("dW1",),
+    "04_chain_rule.ipynb": ("dy_dx",),
+    "05_activation_functions.ipynb": ("tanh_derivative",),
+    "06_weight_initialization.ipynb": ("predicted_ratio",),
+    "07_mnist_end_to_end.ipynb": ("cost_builtin", "accuracy"),
+}
+# what an exercise prompt (or its check) must not say: the answers, in their usual forms
+GIVEN_AWAY = (
+    "softmax(z_i)_c - [c = t_i]",
+    "\\operatorname{softmax}(z) - \\operatorname{onehot}(t)",
+    "\\delta_1 = ",
+    "(1 - a_1^2)",
+    "1 - a1**2",
+    "softmax minus one-hot",
+    "1 - y**2",
+    "g.sum(dim=0)",
+)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -73,15 +98,34 @@ def test_committed_with_outputs_a_picture_and_a_checked_exercise(name: str) -> N
     assert markdown[0].startswith("# "), f"{name}: no title"
     assert any("$" in m for m in markdown), f"{name}: no formula"
 
-    # the exercise ends the notebook: a marked solution, then the assert that checks it
-    solution = [i for i, c in enumerate(cells) if _source(c).strip() == "### Solution"]
-    assert len(solution) == 1, f"{name}: no '### Solution' cell"
-    after = cells[solution[0] + 1 :]
-    assert after[0]["cell_type"] == "code", f"{name}: the solution cell is missing"
-    checks = [c for c in after if c["cell_type"] == "code" and "assert " in _source(c)]
-    assert checks, f"{name}: no assert cell after the solution"
-    assert checks[-1] is code[-1], f"{name}: the checking assert is not the last code cell"
-    assert any("correct" in "".join(o.get("text", "")) for o in checks[-1]["outputs"])
+    # the exercise ends the notebook: the learner's cell, the check, the tagged solution
+    exercise = next(i for i, c in enumerate(cells) if "## Exercise" in _source(c))
+    tail = cells[exercise:]
+    tagged = [c for c in tail if "solution" in c["metadata"].get("tags", [])]
+    assert [_source(c) for c in tagged[:1]] == ["### Solution"], f"{name}: no tagged solution"
+    assert tail[-len(tagged) :] == tagged, f"{name}: the solution does not end the notebook"
+    assert all("solution" not in c["metadata"].get("tags", []) for c in cells[:exercise])
+    check = [c for c in tail[: -len(tagged)] if "assert " in _source(c)]
+    assert check and check[-1]["cell_type"] == "code", f"{name}: no check before the solution"
+    assert any("not written yet" in "".join(o.get("text", "")) for o in check[-1]["outputs"])
+    # the solution passes the same check, and leaves the learner's answer alone
+    assert any("correct" in "".join(o.get("text", "")) for o in code[-1]["outputs"])
+    for answer in ANSWERS[name]:
+        for c in tagged:
+            assert not re.search(rf"^\s*(def\s+)?{answer}\b\s*[=(:]", _source(c), re.M), (
+                f"{name}: a solution cell overwrites {answer}"
+            )
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_no_exercise_prompt_gives_its_answer(name: str) -> None:
+    cells = _load(name)["cells"]
+    exercise = next(i for i, c in enumerate(cells) if "## Exercise" in _source(c))
+    untagged = [
+        _source(c) for c in cells[exercise:] if "solution" not in c["metadata"].get("tags", [])
+    ]
+    for formula in GIVEN_AWAY:
+        assert not any(formula in text for text in untagged), f"{name}: the prompt gives {formula}"
 
 
 @pytest.mark.slow

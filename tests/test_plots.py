@@ -1,9 +1,11 @@
 """The pictures: each is a real PNG; without matplotlib the commands say how to get it."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from command_line import assert_refused, no_cuda, run_dlconcepts
 
 from dlconcepts import data, figures, training
@@ -152,3 +154,82 @@ def test_a_damaged_checkpoint_is_one_line(
     argv = [what, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "img")]
     assert_refused(plot.main, argv, "checkpoint.pt", capsys)
     assert not (tmp_path / "img" / plot.LEARNED).exists()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of a few steps: a checkpoint to draw from."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = training.TrainConfig(hidden=(16,), epochs=1, max_steps=5, device="cpu", out=str(out))
+    training.fit(cfg, *data.load_splits(limit_train=640, limit_test=100), log=lambda line: None)
+    return out
+
+
+def test_plot_all_without_a_study_draws_the_rest_and_says_what_to_run(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    argv = ["all", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "img")]
+    assert plot.main([*argv, "--results", str(tmp_path / "nothing")]) == 0
+    err = capsys.readouterr().err
+    [line] = err.strip().splitlines()
+    assert line.startswith("warning: plot curves: not drawn:") and "`dlconcepts study`" in line
+    drawn = sorted(p.name for p in (tmp_path / "img").iterdir())
+    assert drawn == sorted({*plot.FILES.values(), plot.LEARNED} - {plot.FILES["curves"]})
+    for name in drawn:
+        assert_png(tmp_path / "img" / name)
+
+
+def test_plot_all_fails_only_when_nothing_is_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+
+    def missing(what: str, args: object) -> list[Path]:
+        raise plot.Missing(f"no input for {what}")
+
+    monkeypatch.setattr(plot, "draw", missing)
+    assert plot.main(["all", "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.count("not drawn") == len(plot.FILES)
+
+
+def test_a_damaged_results_json_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "results.json").write_text("{cut short")
+    argv = ["curves", "--results", str(tmp_path), "--out", str(tmp_path / "img")]
+    assert_refused(plot.main, argv, "results.json: expected the JSON", capsys)
+
+
+@pytest.mark.parametrize("what", ["worst", "weights"])
+def test_a_checkpoint_that_is_not_finite_is_one_line(
+    what: str, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A diverged run's weights would draw as blank panels."""
+    pytest.importorskip("matplotlib")
+    ckpt = training.read_checkpoint(checkpoint / training.CHECKPOINT)
+    ckpt["model"]["hidden1.weight"][0, 0] = float("inf")
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    argv = [what, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "img")]
+    assert_refused(plot.main, argv, "hidden1.weight: expected finite weights, got inf", capsys)
+    assert not (tmp_path / "img" / plot.LEARNED).exists()
+
+
+def test_an_out_inside_a_file_is_refused_before_drawing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    argv = ["weights", "--out", str(tmp_path / "file" / "img")]
+    assert_refused(plot.main, argv, "file is a file, not a folder", capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_is_refused_before_drawing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert_refused(
+        plot.main, ["weights", "--out", str(locked / "img")], "permission denied", capsys
+    )

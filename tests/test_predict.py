@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from command_line import assert_refused
@@ -49,8 +50,10 @@ def test_a_png_of_a_test_digit_is_classified_correctly(
     label = int(test.labels[index])
     png = as_png(test, index, tmp_path / "digit.png")
     assert predict.main([str(png), "--checkpoint", str(run), "--mnist-index", str(index)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
     assert lines[0].startswith(f"{png}: {label} (") and lines[0].count("%") == 3
+    assert err == ""  # a real digit gets no warning
     assert lines[1].startswith(f"mnist test digit {index} (label {label}): {label} (")
 
 
@@ -58,7 +61,8 @@ def test_the_preparation_is_mnist_like() -> None:
     """Light ink on dark or dark on light, any size: the same 28×28 digit, centred."""
     image = Image.new("L", (90, 60), 255)
     image.paste(0, (30, 10, 40, 50))  # a dark bar, off centre
-    field = predict.mnist_like(image)
+    field, doubt = predict.mnist_like(image)
+    assert doubt is None
     assert field.shape == (28, 28) and field.max() > 0.9 and field[0].max() == 0
     rows, cols = torch.arange(28.0), torch.arange(28.0)
     centre = (field.sum(1) @ rows / field.sum(), field.sum(0) @ cols / field.sum())
@@ -108,3 +112,86 @@ def test_a_bad_option_is_refused_in_one_line(
     argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_refused(predict.main, argv, bad, capsys)
+
+
+def test_a_16_bit_png_is_read_as_the_same_digit(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 16-bit grayscale PNG's white is 65535: scaled by its depth, not clipped at 255."""
+    run, test = trained
+    eight = as_png(test, 0, tmp_path / "eight.png")
+    pixels = np.asarray(Image.open(eight).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(pixels).save(tmp_path / "sixteen.png")
+    with Image.open(tmp_path / "sixteen.png") as image:
+        assert image.mode.startswith("I")  # as PIL opens it: 16 bits per pixel
+    assert torch.equal(
+        predict.read_image(eight)[0], predict.read_image(tmp_path / "sixteen.png")[0]
+    )
+    argv = [str(eight), str(tmp_path / "sixteen.png"), "--checkpoint", str(run)]
+    assert predict.main(argv) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.split(": ", 1)[1] == second.split(": ", 1)[1]
+
+
+def test_a_dot_or_noise_is_classified_with_a_warning(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = trained
+    dot = Image.new("L", (100, 100), 255)
+    dot.putpixel((50, 50), 0)
+    dot.save(tmp_path / "dot.png")
+    noise = np.random.default_rng(0).integers(0, 256, (100, 100), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    argv = [str(tmp_path / "dot.png"), str(tmp_path / "noise.png"), "--checkpoint", str(run)]
+    assert predict.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.count("%") == 6  # the prediction is still given
+    dot_line, noise_line = err.splitlines()
+    assert dot_line == f"warning: {tmp_path / 'dot.png'}: only 1 pixel of ink: a dot, not a digit?"
+    assert noise_line.startswith(f"warning: {tmp_path / 'noise.png'}: ") and "noise" in noise_line
+
+
+def test_a_blank_image_is_one_message(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = trained
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    assert_refused(
+        predict.main, [str(tmp_path / "blank.png"), "--checkpoint", str(run)], "blank", capsys
+    )
+    predict.main([str(tmp_path / "blank.png"), "--checkpoint", str(run)])
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"error: {tmp_path / 'blank.png'}: expected a digit, found a blank image"
+
+
+@pytest.mark.parametrize("side", [40, 100], ids=["warned", "refused"])
+def test_a_decompression_bomb_is_one_line(
+    side: int,
+    trained: tuple[Path, data.InMemoryDataset],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """PIL warns of a picture over MAX_IMAGE_PIXELS and refuses one over twice that; a
+    20000×20000 PNG is the same case at the real limit."""
+    run, _ = trained
+    Image.new("L", (side, side), 255).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    argv = [str(tmp_path / "big.png"), "--checkpoint", str(run)]
+    assert_refused(predict.main, argv, "at most 1,000 pixels", capsys)
+
+
+def test_a_checkpoint_that_is_not_finite_is_refused(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A diverged run's weights: every probability would print as nan%."""
+    run, _ = trained
+    ckpt = training.read_checkpoint(run / training.CHECKPOINT)
+    ckpt["model"]["output.bias"][3] = float("nan")
+    torch.save(ckpt, tmp_path / "nan.pt")
+    argv = ["--mnist-index", "0", "--checkpoint", str(tmp_path / "nan.pt")]
+    assert_refused(predict.main, argv, "output.bias: expected finite weights, got nan", capsys)
+
+
+def test_a_negative_mnist_index_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_refused(predict.main, ["--mnist-index", "-1", "--checkpoint", "x"], "'-1'", capsys)

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import ast
 import inspect
+import unicodedata
 from pathlib import Path
 
 import pytest
 import torch
 
-from dlconcepts import activations, backprop, init, layers, losses
+from dlconcepts import activations, backprop, init, init_extra, layers, losses
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dlconcepts"
-CONCEPTS = [activations, init, layers, losses, backprop]
+CONCEPTS = [activations, init, init_extra, layers, losses, backprop]
 
 
 def functions_of(module: object) -> list[type[torch.autograd.Function]]:
@@ -220,3 +221,97 @@ def test_a_lazy_import_counts_as_an_import() -> None:  # negative control
 def test_the_cycle_search_finds_a_cycle() -> None:  # negative control
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# --- concepts apart from the training configuration -------------------------------------------
+
+# The modules that teach (and the data they are taught on): they take their names from
+# dlconcepts.names, never a training run's settings from dlconcepts.choices.
+CONCEPT_MODULES = [
+    "dlconcepts.activations",
+    "dlconcepts.backprop",
+    "dlconcepts.data",
+    "dlconcepts.data_files",
+    "dlconcepts.init",
+    "dlconcepts.init_extra",
+    "dlconcepts.layers",
+    "dlconcepts.losses",
+    "dlconcepts.names",
+]
+
+
+def import_path(graph: dict[str, set[str]], start: str, target: str) -> list[str] | None:
+    """A chain of imports from ``start`` to ``target`` (directly or through other modules)."""
+    seen: set[str] = set()
+    paths = [[start]]
+    while paths:
+        path = paths.pop()
+        if path[-1] == target:
+            return path
+        for nxt in sorted(graph.get(path[-1], set()) - seen):
+            seen.add(nxt)
+            paths.append([*path, nxt])
+    return None
+
+
+@pytest.mark.parametrize("module", CONCEPT_MODULES)
+def test_a_concept_module_imports_no_training_configuration(module: str) -> None:
+    graph = package_imports()
+    assert module in graph, f"{module} is not a module of the package"
+    path = import_path(graph, module, "dlconcepts.choices")
+    assert path is None, " -> ".join(path)
+
+
+def test_the_import_search_finds_choices_through_another_module() -> None:  # negative control
+    graph = {
+        "dlconcepts.data": {"dlconcepts.training"},
+        "dlconcepts.training": {"dlconcepts.choices"},
+    }
+    assert import_path(graph, "dlconcepts.data", "dlconcepts.choices") == [
+        "dlconcepts.data",
+        "dlconcepts.training",
+        "dlconcepts.choices",
+    ]
+    # and in the real package, where a command does import it
+    assert import_path(package_imports(), "dlconcepts.commands.train", "dlconcepts.choices")
+
+
+# --- docstrings hold what was typed -------------------------------------------------------------
+
+
+def docstring_control_characters(source: str) -> list[str]:
+    r"""``line: character`` for each control character (a newline aside) in a docstring.
+
+    A TAB in a docstring is almost always ``\t`` in a docstring that is not raw: ``"\text"``
+    becomes a TAB followed by ``ext``, and the rendered math breaks."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        docstring = ast.get_docstring(node, clean=False)
+        if docstring is None:
+            continue
+        line = node.body[0].lineno
+        found += [
+            f"{line + docstring[:i].count(chr(10))}: {ch!r}"
+            for i, ch in enumerate(docstring)
+            if ch != "\n" and unicodedata.category(ch) == "Cc"
+        ]
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_no_control_character_in_a_docstring(path: Path) -> None:
+    found = docstring_control_characters(path.read_text())
+    assert not found, f"{path.relative_to(PACKAGE.parent)}, line: character: {found}"
+
+
+def test_the_docstring_scan_sees_a_tab() -> None:  # negative control
+    plain = 'def f():\n    """N(\\text{mean}, 1)."""\n'  # "\t" in a plain string is a TAB
+    assert docstring_control_characters(plain) == ["2: '\\t'"]
+    assert (
+        docstring_control_characters(plain.replace('"""N', 'r"""N')) == []
+    )  # a raw one keeps \text
+    assert docstring_control_characters('"""A\n\x07bell"""') == ["2: '\\x07'"]

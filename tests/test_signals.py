@@ -115,3 +115,16 @@ def test_a_bad_option_is_refused_in_one_line(
     argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_refused(signals.main, argv, bad, capsys)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--img"])
+def test_an_output_inside_a_file_is_refused_before_any_measuring(
+    flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_measuring(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured before checking the output")
+
+    monkeypatch.setattr(experiments, "measure_signals", no_measuring)
+    (tmp_path / "file").write_text("")
+    argv = ["--dry-run", flag, str(tmp_path / "file" / "out")]
+    assert_refused(signals.main, argv, "is a file, not a folder", capsys)

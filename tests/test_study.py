@@ -109,3 +109,37 @@ def test_a_bad_option_is_refused_in_one_line(
     argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_refused(study.main, argv, bad, capsys)
+
+
+@pytest.mark.parametrize("flag", ["--out"])
+def test_an_out_inside_a_file_is_refused_before_any_training(
+    flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(experiments, "run_study", no_training)
+    (tmp_path / "file").write_text("")
+    argv = ["--dry-run", flag, str(tmp_path / "file" / "study")]
+    assert_refused(study.main, argv, "is a file, not a folder", capsys)
+
+
+def test_the_reading_of_the_table_is_the_run_s_own(tmp_path: Path) -> None:
+    """study.md says what its own network does: nothing measured by another run."""
+    meta = {
+        "command": "dlconcepts study --hidden 100",
+        "date": "today",
+        "torch_version": "x",
+        "device": "cpu",
+        "threads": 1,
+        "wall_seconds": 1.0,
+        "train_examples": 1000,
+        "test_examples": 1000,
+        "seeds": [1],
+        "config": {**dataclasses.asdict(SMALL), "hidden": [100]},
+    }
+    study.write_markdown(tmp_path / "study.md", "| table |", meta)
+    text = (tmp_path / "study.md").read_text()
+    assert "784-1-10 network" in text and "fan_in itself (784, 100)" in text
+    assert "0.078, 0.01 for this network" in text
+    assert "256" not in text.split("| table |")[1]  # the default network's sizes are not there

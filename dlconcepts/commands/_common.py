@@ -1,49 +1,113 @@
 """What the commands share: their options, the checks on those options, the choice of device,
-and the writing of JSON and tables.
+the loading of the data, and the writing of JSON and tables.
 
-Every option is declared once, in :data:`OPTIONS`; a command takes the ones it needs as an
-argparse *parent* (``parents=[options("hidden", "lr", lr=0.05)]``), with its own defaults.
+Every shared option is declared once, in :data:`OPTIONS`; a command takes the ones it needs as
+an argparse *parent* (``parents=[options("hidden", "lr", lr=0.05)]``), with its own defaults.
 Each option is checked by argparse itself (``type``, ``choices``), so a bad value ends in one
 line naming that value and a non-zero exit, never a traceback::
 
     dlconcepts train: error: argument --hidden: expected positive ints like 256,128, got '800,-1'
+
+An output (``--out``, ``--json``) is checked the same way, before any work: a path that
+cannot be written is refused at once, not after minutes of training.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import math
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dlconcepts import choices
 
 
-def lazy(name: str) -> ModuleType:
-    """``import name``, run the first time one of its attributes is used: the standard
-    library's recipe (``importlib.util.LazyLoader``). The commands import torch and the
-    library this way, so ``dlconcepts COMMAND --help`` imports neither and takes no time."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:  # as an import does: dlconcepts.training is an attribute of dlconcepts
-        setattr(sys.modules[parent], child, module)
-    return module
+class _RunNow(importlib.abc.Loader):
+    """What a lazy module runs with when it is first used: its own loader, with the lazy
+    imports of the ``with`` block switched off, so that its own imports are ordinary ones."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__.loader = self.loader  # as an ordinary import leaves it
+        finders = [f for f in sys.meta_path if isinstance(f, _LazyFinder)]
+        for finder in finders:
+            sys.meta_path.remove(finder)
+        try:
+            self.loader.exec_module(module)
+        finally:
+            sys.meta_path[:0] = finders
 
 
-torch = lazy("torch")
-data = lazy("dlconcepts.data")
-training = lazy("dlconcepts.training")
+class _LazyLoader(importlib.util.LazyLoader):
+    """The standard library's ``LazyLoader``, running the module through :class:`_RunNow`."""
+
+    def exec_module(self, module: ModuleType) -> None:
+        spec = module.__spec__  # read before the module turns lazy: reading it then runs it
+        super().exec_module(module)
+        spec.loader = _RunNow(self.loader)
+
+
+class _LazyFinder(importlib.abc.MetaPathFinder):
+    """Finds a module as the other finders do, and loads it lazily: its code runs the first
+    time one of its attributes is used."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is None:
+                continue
+            # only Python source can wait: an extension module runs as it is created
+            if isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+                spec.loader = _LazyLoader(spec.loader)
+            return spec
+        return None
+
+
+@contextlib.contextmanager
+def lazy_imports() -> Iterator[None]:
+    """Inside ``with lazy_imports():``, an ``import`` binds its module at once but runs it the
+    first time it is used (the standard library's ``importlib.util.LazyLoader``). The
+    commands import torch and the library this way, so ``dlconcepts COMMAND --help`` imports
+    neither and takes no time, and the imports stay ordinary statements that a linter checks
+    (a module still waiting to run is imported once: importing it again runs it)::
+
+        with _common.lazy_imports():
+            import torch
+            from dlconcepts import training
+    """
+    finder = _LazyFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+if TYPE_CHECKING:  # the functions below import them when they run: --help needs neither
+    import torch
+
+    from dlconcepts import data, training
+
+# torch.finfo(torch.float32).max, here without importing torch: a number option beyond it
+# would become inf in a float32 tensor
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _bad(value: str, expected: str) -> argparse.ArgumentTypeError:
@@ -61,6 +125,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad(text, "an int >= 0") from None
+    if value < 0:
+        raise _bad(text, "an int >= 0")
+    return value
+
+
 def _number(text: str, expected: str, ok: Callable[[float], bool]) -> float:
     try:
         value = float(text)
@@ -68,6 +142,8 @@ def _number(text: str, expected: str, ok: Callable[[float], bool]) -> float:
         raise _bad(text, expected) from None
     if not (math.isfinite(value) and ok(value)):
         raise _bad(text, expected)
+    if abs(value) > FLOAT32_MAX:
+        raise _bad(text, f"{expected} within float32's range (at most {FLOAT32_MAX:.4g})")
     return value
 
 
@@ -83,20 +159,36 @@ def finite_float(text: str) -> float:
     return _number(text, "a finite number", lambda v: True)
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    """``"256,128"`` -> ``(256, 128)``: one or more positive ints, comma-separated."""
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise _bad(text, "positive ints like 256,128") from None
-    if any(v < 1 for v in values):
-        raise _bad(text, "positive ints like 256,128")
-    return values
+T = TypeVar("T")
+
+
+def comma_list(item: Callable[[str], T], expected: str) -> Callable[[str], tuple[T, ...]]:
+    """The one list parser: an argparse type for ``"a,b,c"``, each part read by ``item``
+    (one of the types above, or any function that raises ``ValueError`` or
+    ``argparse.ArgumentTypeError``); a bad part refuses the text, naming that part."""
+
+    def parse(text: str) -> tuple[T, ...]:
+        parts = text.split(",")
+        values = []
+        for part in parts:
+            try:
+                values.append(item(part.strip()))
+            except (ValueError, argparse.ArgumentTypeError):
+                got = f"{part!r} in {text!r}" if len(parts) > 1 else repr(text)
+                raise argparse.ArgumentTypeError(f"expected {expected}, got {got}") from None
+        return tuple(values)
+
+    return parse
+
+
+int_list = comma_list(positive_int, "positive ints like 256,128")
+seed_list = comma_list(int, "ints like 1,2,3")
+number_list = comma_list(finite_float, "finite numbers like 0.05,0.1")
 
 
 def layer_sizes(text: str) -> tuple[int, ...]:
     """``"2,2,2"`` -> ``(2, 2, 2)``: an MLP's layer sizes, input to output, at least two."""
-    sizes = int_list(text)
+    sizes = comma_list(positive_int, "positive ints like 2,2,2")(text)
     if len(sizes) < 2:
         raise _bad(text, "at least 2 sizes, input to output, like 2,2,2")
     return sizes
@@ -109,37 +201,87 @@ def output_activation(text: str) -> str | None:
     return None if text == "none" else text
 
 
-def name_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
-    """An argparse type for a comma-separated subset of ``choices``, in the order given."""
+def name_list(names: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type for a comma-separated subset of ``names``, in the order given."""
 
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(part.strip() for part in text.split(","))
-        bad = [n for n in names if n not in choices]
-        if bad or not names:
-            listed = ", ".join(choices)
-            raise _bad(bad[0] if bad else text, f"comma-separated names from {listed}")
-        return names
+    def name(text: str) -> str:
+        if text not in names:
+            raise ValueError(text)
+        return text
 
-    return parse
+    return comma_list(name, f"comma-separated names from {', '.join(names)}")
 
 
 def device_name(text: str) -> str:
     """``auto``, ``cpu`` or ``cuda``; ``cuda`` only where a CUDA device is there."""
     if text not in choices.DEVICES:
         raise _bad(text, f"one of {', '.join(choices.DEVICES)}")
+    import torch
+
     if text == "cuda" and not torch.cuda.is_available():
         raise _bad(text, "'cpu' or 'auto' on this machine: no CUDA device is available")
     return text
 
 
+# --- outputs: checked before any work ----------------------------------------------------
+
+
+def unwritable(path: Path, *, folder: bool) -> str | None:
+    """Why a folder (``folder=True``) or a file could not be written at ``path``; None if it
+    can. Nothing is created: the nearest existing folder on the way must be writable."""
+    if path.exists() and path.is_dir() != folder:
+        return f"{path} is a {'file' if folder else 'folder'}"
+    above = path if folder else path.parent
+    while not above.exists():
+        if above.is_symlink():  # a link to nowhere
+            return f"{above} is a broken link"
+        above = above.parent
+    if not above.is_dir():
+        return f"{above} is a file, not a folder"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"{above}: permission denied"
+    return None
+
+
+def _output(text: str, folder: bool) -> Path:
+    what = "a folder" if folder else "a file"
+    if not text.strip():
+        raise _bad(text, f"{what} to write into" if folder else "a file to write")
+    path = Path(text)
+    why = unwritable(path, folder=folder)
+    if why is not None:
+        raise argparse.ArgumentTypeError(
+            f"expected {what} that can be written, got {text!r}: {why}"
+        )
+    return path
+
+
+def out_folder(text: str) -> Path:
+    """An argparse type for an output folder: it exists or can be created, and is writable."""
+    return _output(text, folder=True)
+
+
+def out_file(text: str) -> Path:
+    """An argparse type for an output file: not a folder, in a folder that can be written."""
+    return _output(text, folder=False)
+
+
+# --- the options -------------------------------------------------------------------------
+
 # Every shared option, declared once: flag -> add_argument keywords (without the default,
 # which each command gives through options(..., name=default)).
 OPTIONS: dict[str, dict[str, Any]] = {
     "hidden": {"type": int_list, "help": "hidden layer sizes, comma-separated"},
+    "activation": {"choices": choices.ACTIVATIONS, "help": "activation of the hidden layers"},
+    "impl": {
+        "choices": choices.IMPLS,
+        "help": "custom: the hand-written pieces; torch: PyTorch's built-ins",
+    },
     "epochs": {"type": positive_int, "help": "epochs"},
     "batch-size": {"type": positive_int, "help": "batch size"},
     "optimizer": {"choices": choices.OPTIMIZERS, "help": "optimizer"},
     "lr": {"type": positive_float, "help": "learning rate"},
+    "momentum": {"type": non_negative_float, "help": "SGD momentum"},
     "seed": {"type": int, "help": "random seed"},
     "device": {
         "type": device_name,
@@ -148,8 +290,45 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "dtype": {"choices": choices.DTYPES, "help": "floating-point type"},
     "data-dir": {"help": "data folder (default: $DLCONCEPTS_DATA or the repo's data/)"},
     "limit-train": {"type": positive_int, "help": "use only the first N training examples"},
-    "dry-run": {"action": "store_true", "help": "a few batches only (what CI runs)"},
+    "limit-test": {"type": positive_int, "help": "use only the first N test examples"},
+    "mnist-index": {"type": non_negative_int, "metavar": "I", "help": "MNIST test digit I"},
+    "json": {"type": out_file, "metavar": "FILE", "help": "also write the results to FILE"},
+    "no-progress": {
+        "action": "store_true",
+        "help": "no progress bars (they are drawn only when stderr is a terminal)",
+    },
+    "dry-run": {
+        "action": "store_true",
+        "help": "only check that the command runs, on the smallest sizes (what CI runs; "
+        "its numbers mean nothing)",
+    },
 }
+
+_DEFAULTS = choices.TrainConfig()
+DEFAULTS: dict[str, Any] = {
+    "hidden": _DEFAULTS.hidden,
+    "activation": _DEFAULTS.activation,
+    "impl": _DEFAULTS.impl,
+    "epochs": _DEFAULTS.epochs,
+    "batch-size": _DEFAULTS.batch_size,
+    "optimizer": _DEFAULTS.optimizer,
+    "lr": _DEFAULTS.lr,
+    "momentum": _DEFAULTS.momentum,
+    "seed": _DEFAULTS.seed,
+    "device": "auto",
+    "dtype": _DEFAULTS.dtype,
+    "data-dir": None,
+    "limit-train": None,
+    "limit-test": None,
+    "mnist-index": None,
+    "json": None,
+    "no-progress": False,
+    "dry-run": False,
+}
+
+# The one --dry-run policy: whatever a command trains, a dry run trains 1 epoch of 5 batches
+# and tests on 1000 examples, so that every line of the command runs in seconds.
+DRY_RUN: dict[str, Any] = {"epochs": 1, "max_steps": 5, "limit_train": 1000, "limit_test": 1000}
 
 # The initializations the experiments compare: name -> TrainConfig/MLP keywords.
 # "random" is N(0, std^2): small (0.01) vanishes through depth, large (1.0) explodes.
@@ -161,21 +340,6 @@ INITS: dict[str, dict[str, Any]] = {
     "he": {"init": "he"},
 }
 
-_DEFAULTS = choices.TrainConfig()
-DEFAULTS: dict[str, Any] = {
-    "hidden": _DEFAULTS.hidden,
-    "epochs": _DEFAULTS.epochs,
-    "batch-size": _DEFAULTS.batch_size,
-    "optimizer": _DEFAULTS.optimizer,
-    "lr": _DEFAULTS.lr,
-    "seed": _DEFAULTS.seed,
-    "device": "auto",
-    "dtype": _DEFAULTS.dtype,
-    "data-dir": None,
-    "limit-train": None,
-    "dry-run": False,
-}
-
 
 def as_typed(default: Any) -> Any:
     """A default as it is typed on the command line: (256, 128) becomes "256,128", so
@@ -184,13 +348,13 @@ def as_typed(default: Any) -> Any:
 
 
 def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
-    """A parent parser holding the shared options ``names`` (all of them when none is named).
+    """A parent parser holding the shared options ``names``.
 
     ``defaults`` override the training defaults by dest (``batch_size=64``). Build one per
     command: argparse's parents share their actions, so one parent's defaults are its own.
     """
     parent = argparse.ArgumentParser(add_help=False)
-    for name in names or OPTIONS:
+    for name in names:
         dest = name.replace("-", "_")
         default = as_typed(defaults.pop(dest, DEFAULTS[name]))
         parent.add_argument(f"--{name}", default=default, **OPTIONS[name])
@@ -199,17 +363,43 @@ def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
     return parent
 
 
+def dry_run(cfg: choices.TrainConfig) -> choices.TrainConfig:
+    """``cfg`` cut down as :data:`DRY_RUN` says."""
+    return dataclasses.replace(cfg, **DRY_RUN)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's default after its help, as it would be typed (``0.05,0.1``,
+    ``runs/study runs/signals``); none where there is nothing to show (no default, a flag
+    that is off) or where the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+        ):
+            return text
+        if isinstance(default, (list, tuple)):
+            shown = " ".join(map(str, default))
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
 def parser(
     command: str, doc: str | None, parents: Sequence[argparse.ArgumentParser] = ()
 ) -> argparse.ArgumentParser:
     """A command's parser: ``dlconcepts COMMAND``, the first line of its module docstring as
-    the description, and every default shown in ``--help``."""
+    the description, and every default shown in ``--help`` as it would be typed."""
     description = (doc or "").strip().split("\n")[0].replace("``", "")
     return argparse.ArgumentParser(
         prog=f"dlconcepts {command}",
         description=description,
         parents=list(parents),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
 
@@ -227,19 +417,13 @@ def grid_options() -> argparse.ArgumentParser:
     return parent
 
 
-def network_options(sizes: str | None = "2,2,2") -> argparse.ArgumentParser:
+def network_options(
+    sizes: str | None = "2,2,2", sizes_help: str = "layer sizes, input to output"
+) -> argparse.ArgumentParser:
     """A parent parser with the small network that ``explain`` and ``graph`` show: its
     ``--sizes``, hidden ``--activation``, ``--output-activation`` and ``--loss``."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--sizes", type=layer_sizes, default=sizes, help="layer sizes, input to output"
-    )
-    parent.add_argument(
-        "--activation",
-        choices=choices.ACTIVATIONS,
-        default="sigmoid",
-        help="activation f of the hidden layers",
-    )
+    parent = options("activation", activation="sigmoid")
+    parent.add_argument("--sizes", type=layer_sizes, default=sizes, help=sizes_help)
     parent.add_argument(
         "--output-activation",
         type=output_activation,
@@ -259,27 +443,61 @@ def network_options(sizes: str | None = "2,2,2") -> argparse.ArgumentParser:
 def out_option(command: str, what: str) -> argparse.ArgumentParser:
     """A parent parser with ``--out``, the folder for ``what``: ``runs/COMMAND`` under the
     current directory unless given, so a command writes into the repository only when asked
-    (``--out docs/results``)."""
+    (``--out docs/results``). It is checked for writing before the command starts."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--out", type=Path, default=Path("runs", command), help=f"folder for {what}"
+        "--out",
+        type=out_folder,
+        default=str(Path("runs", command)),
+        metavar="DIR",
+        help=f"folder for {what}",
     )
     return parent
 
 
 def checkpoint_path(path: Path) -> Path:
     """A ``--checkpoint``: a `dlconcepts train --out DIR` folder means its checkpoint.pt."""
+    from dlconcepts import training
+
     return path / training.CHECKPOINT if path.is_dir() else path
 
 
+def trained_model(path: Path) -> tuple[torch.nn.Module, choices.TrainConfig]:
+    """The model and config of a ``--checkpoint`` (a folder or its checkpoint.pt), checked to
+    hold only finite weights: one NaN makes every prediction NaN. A checkpoint that is not
+    usable raises ``training.CheckpointError``."""
+    import torch
+
+    from dlconcepts import training
+
+    path = checkpoint_path(path)
+    model, cfg = training.model_from_checkpoint(path)
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            bad = param[~torch.isfinite(param)][0].item()
+            raise training.CheckpointError(
+                f"{path}: {name}: expected finite weights, got {bad} (the run diverged)"
+            )
+    return model, cfg
+
+
 def device(name: str) -> torch.device:
-    """The torch device for an already checked ``--device`` value."""
+    """The torch device for an already checked ``--device`` value: the one place a command
+    turns ``auto`` into a device."""
+    from dlconcepts import training
+
     return training.resolve_device(name)
 
 
+# a terminal's colour and cursor codes (ESC [ ... letter), as a captured tool may print them
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def error(message: object) -> int:
-    """Print ``error: message`` on stderr; the exit status of a failed run."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print ``error: message`` on stderr, as one line of plain text; the exit status of a
+    failed run."""
+    text = _ANSI.sub("", str(message))
+    print(f"error: {' '.join(text.split())}", file=sys.stderr)
     return 1
 
 
@@ -288,29 +506,41 @@ def load_splits(
 ) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
     """``data.load_splits(**kwargs)``; a missing data file, or a ``--limit-train`` beyond the
     data (a ``ValueError``), ends the command with its message instead of a traceback."""
+    from dlconcepts import data
+
     try:
         return data.load_splits(**kwargs)
     except (data.DataError, ValueError) as e:
         raise SystemExit(error(e)) from None
 
 
+def split_options(cfg: training.TrainConfig, device: torch.device) -> dict[str, Any]:
+    """The ``data.load_splits`` keywords of what ``cfg`` asks for: dataset, folder, dtype
+    and limits."""
+    from dlconcepts import training
+
+    return {
+        "dataset": cfg.dataset,
+        "data_dir": cfg.data_dir,
+        "download": cfg.download,
+        "device": device,
+        "dtype": training.DTYPES[cfg.dtype],
+        "limit_train": cfg.limit_train,
+        "limit_test": cfg.limit_test,
+    }
+
+
 def splits_for(
     cfg: training.TrainConfig, device: torch.device
 ) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
-    """:func:`load_splits` of what ``cfg`` asks for: dataset, folder, dtype and limits."""
-    return load_splits(
-        dataset=cfg.dataset,
-        data_dir=cfg.data_dir,
-        download=cfg.download,
-        device=device,
-        dtype=training.DTYPES[cfg.dtype],
-        limit_train=cfg.limit_train,
-        limit_test=cfg.limit_test,
-    )
+    """:func:`load_splits` of what ``cfg`` asks for (:func:`split_options`)."""
+    return load_splits(**split_options(cfg, device))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """``obj`` as JSON at ``path``, written atomically; returns the path."""
+    from dlconcepts import training
+
     path = Path(path)
     training.write_json(path, obj)
     return path

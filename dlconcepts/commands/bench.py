@@ -42,13 +42,10 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-distributed = _common.lazy("dlconcepts.distributed")
-layers = _common.lazy("dlconcepts.layers")
-losses = _common.lazy("dlconcepts.losses")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import activations, data, distributed, layers, losses, training
 
 SECTIONS = (
     "activations",
@@ -720,7 +717,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    shared = _common.options("device", "dry-run")
+    shared = _common.options("device", "dry-run", "json")
     p = _common.parser("bench", __doc__, [shared])
     p.add_argument(
         "--only",
@@ -737,7 +734,6 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(choices.PRESETS),
         help="train preset for time-to-98",
     )
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument(
         "--markdown", action="store_true", help="print the tables as Markdown (for the docs)"
     )

@@ -21,12 +21,11 @@ from pathlib import Path
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-tqdm = _common.lazy("tqdm")
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-init = _common.lazy("dlconcepts.init")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
+    import tqdm
+
+    from dlconcepts import data, training
 
 
 @dataclass
@@ -171,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "data-dir",
         "limit-train",
         "dry-run",
+        "json",
         hidden=(256, 128),
         epochs=1,
         optimizer="sgd",
@@ -185,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             flag, type=_common.name_list(names), default=",".join(names), help="comma-separated"
         )
-    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     base = base_config(args, parser)
     if args.json:

@@ -26,59 +26,78 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-activations = _common.lazy("dlconcepts.activations")
-autograd_graph = _common.lazy("dlconcepts.autograd_graph")
-backprop = _common.lazy("dlconcepts.backprop")
-data = _common.lazy("dlconcepts.data")
-init = _common.lazy("dlconcepts.init")
-losses = _common.lazy("dlconcepts.losses")
-layers = _common.lazy("dlconcepts.layers")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import activations, autograd_graph, backprop, data, layers, losses
 
 SMALL = 12  # a layer this wide or narrower gets every number; a wider one a summary
 INPUT, TARGET = (0.05, 0.10), (0.01, 0.99)  # the classic example's, for 2 inputs, 2 outputs
 MNIST_SIZES = (784, 16, 10)
 F = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu"}  # f's name in a formula
 F_PRIME = {"sigmoid": "a(1 − a)", "tanh": "1 − a²", "relu": "[a > 0]"}  # f′(z) from a = f(z)
+# The central-difference estimate runs 2 forward passes per weight, each about W
+# multiply-adds: 2·W² in all for W weights. 100,000 weights is 2·10¹⁰ (tens of seconds);
+# 784-16-10 has 12,730.
+MAX_WEIGHTS = 100_000
+# --steps runs one forward and one backward pass by hand per step, in Python: enough to watch
+# the cost fall; training for real is `dlconcepts train`.
+MAX_STEPS = 10_000
 
 
 class Refused(ValueError):
     """An option that cannot be used: one line for the user, no traceback."""
 
 
-def float_list(text: str) -> tuple[float, ...]:
-    """``"0.05,0.1"`` -> ``(0.05, 0.1)``: finite numbers, comma-separated."""
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers like 0.05,0.1, got {text!r}") from None
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
-
-
-def non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
-    return int(text)
+def step_count(text: str) -> int:
+    value = _common.positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_STEPS:,} steps (each is a forward and a backward pass by "
+            f"hand; `dlconcepts train` trains for real), got {text!r}"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    shared = _common.options("lr", "seed", "data-dir", lr=0.5, seed=1)
-    p = _common.parser("explain", __doc__, [_common.network_options(sizes=None), shared])
+    shared = _common.options("lr", "seed", "data-dir", "json", lr=0.5, seed=1)
+    p = _common.parser(
+        "explain",
+        __doc__,
+        [
+            _common.network_options(
+                sizes=None,
+                sizes_help="layer sizes, input to output (default: 2,2,2; "
+                f"{','.join(map(str, MNIST_SIZES))} with --mnist-index)",
+            ),
+            shared,
+        ],
+    )
     p.add_argument(
         "--init", choices=choices.SCHEMES, default="xavier", help="weights, unless --weights"
     )
-    p.add_argument("--weights", type=Path, help="JSON keyed like MLP.state_dict()")
-    p.add_argument("--input", type=float_list, help="one example x (default 0.05,0.1)")
-    p.add_argument("--mnist-index", type=non_negative_int, help="take test digit I as the example")
+    p.add_argument("--weights", type=Path, metavar="FILE", help="JSON keyed like MLP.state_dict()")
+    example = p.add_mutually_exclusive_group()
+    example.add_argument(
+        "--input",
+        type=_common.number_list,
+        help="one example x, comma-separated (default: 0.05,0.1)",
+    )
+    example.add_argument(
+        "--mnist-index",
+        **{**_common.OPTIONS["mnist-index"], "help": "take MNIST test digit I as the example"},
+    )
     p.add_argument(
         "--target",
-        help="a class index for softmax cross-entropy, else comma-separated reals "
-        "(default 0.01,0.99; with --mnist-index the label)",
+        help="a class index for softmax cross-entropy, else comma-separated reals, in [0, 1] "
+        "with a sigmoid output and cross-entropy (default: 0.01,0.99; with --mnist-index "
+        "the label)",
     )
-    p.add_argument("--steps", type=_common.positive_int, help="also print the cost after N steps")
-    p.add_argument("--json", type=Path, help="write every number to this JSON file")
+    p.add_argument(
+        "--steps",
+        type=step_count,
+        help=f"also print the cost after N steps (at most {MAX_STEPS:,})",
+    )
     return p
 
 
@@ -87,12 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_weights(model: layers.MLP, path: Path) -> None:
     """Set every parameter of ``model`` from a JSON file keyed like its ``state_dict()``."""
-    try:
-        values = json.loads(path.read_text())
+    try:  # from bytes, json reads UTF-8, UTF-16 and UTF-32 alike
+        values = json.loads(path.read_bytes())
     except OSError as e:
         raise Refused(f"--weights {path}: cannot read it ({e.strerror})") from None
     except json.JSONDecodeError as e:
         raise Refused(f"--weights {path}: expected JSON, got an error at line {e.lineno}") from None
+    except UnicodeDecodeError:
+        raise Refused(f"--weights {path}: expected JSON text (UTF-8), got other bytes") from None
     want = list(model.state_dict())
     if not isinstance(values, dict) or sorted(values) != sorted(want):
         got = sorted(values) if isinstance(values, dict) else type(values).__name__
@@ -105,6 +126,9 @@ def load_weights(model: layers.MLP, path: Path) -> None:
                 raise Refused(
                     f"--weights {path}: {name}: expected numbers, got {values[name]!r}"
                 ) from None
+            if not torch.isfinite(value).all():
+                bad = value[~torch.isfinite(value)][0].item()
+                raise Refused(f"--weights {path}: {name}: expected finite numbers, got {bad}")
             if value.shape != param.shape:
                 raise Refused(
                     f"--weights {path}: {name}: expected shape {tuple(param.shape)} for "
@@ -153,12 +177,18 @@ def target(args: argparse.Namespace, sizes: tuple[int, ...], label: int | None) 
     if args.target is None and label is not None:  # the label as a one-hot vector
         return losses.one_hot(torch.tensor([label]), torch.zeros(1, classes, dtype=torch.float64))
     try:
-        values = float_list(args.target) if args.target else TARGET
+        values = _common.number_list(args.target) if args.target else TARGET
     except argparse.ArgumentTypeError as e:
         raise Refused(f"--target: {e}") from None
     if len(values) != classes:
         raise Refused(
             f"--target: expected {classes} numbers, one per output, got {args.target or ','.join(map(str, TARGET))!r}"
+        )
+    if args.loss == "cross-entropy" and not all(0 <= v <= 1 for v in values):
+        # binary cross-entropy −[t log o + (1 − t) log(1 − o)] is a cost only for t in [0, 1]
+        raise Refused(
+            f"--target: expected numbers in [0, 1] for a sigmoid output with cross-entropy, "
+            f"got {args.target!r}"
         )
     return torch.tensor([values], dtype=torch.float64)
 
@@ -463,9 +493,21 @@ def nested(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     return {name: t.tolist() for name, t in tensors.items()}
 
 
+def weight_count(sizes: tuple[int, ...]) -> int:
+    """The weights and biases of an MLP with these layer sizes."""
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sizes = args.sizes or (MNIST_SIZES if args.mnist_index is not None else (2, 2, 2))
+    count = weight_count(sizes)
+    if count > MAX_WEIGHTS:
+        return _common.error(
+            f"--sizes {','.join(map(str, sizes))}: expected at most {MAX_WEIGHTS:,} weights, "
+            f"got {count:,}: their numerical gradient, 2 forward passes per weight, would take "
+            f"about 2·W² = {2 * count**2:.1e} multiply-adds"
+        )
     key = (args.output_activation, args.loss)
     options = {"output_activation": key[0], "loss": key[1]}
     gen = torch.Generator().manual_seed(args.seed)
@@ -494,6 +536,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     tape, manual = backprop.manual_backprop(model, x, t, **options)
     cost = cost_now()
+    if not torch.isfinite(cost):
+        return _common.error(
+            f"cost: expected a finite number, got {cost.item()} (the weights are too large "
+            "for this input: every number after it would be nan)"
+        )
     auto = dict(zip(manual, torch.autograd.grad(cost, list(model.parameters()))))
     numerical = backprop.numerical_gradients(model, cost_now)
     print_forward(model, tape, key)
@@ -508,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
     descend(model, x, t, key, args.lr)
     print_update(model, before, manual, args.lr)
     cost_after = cost_now().item()
+    if not math.isfinite(cost_after):
+        return _common.error(
+            f"cost after the step: expected a finite number, got {cost_after}: "
+            f"try a smaller --lr than {args.lr}"
+        )
     print(
         f"\nCost after the step: C = {num(cost_after)} (before: {num(cost)}, change {num(cost_after - cost.item())})"
     )
@@ -515,7 +567,13 @@ def main(argv: list[str] | None = None) -> int:
         steps = copy.deepcopy(before)
         for _ in range(args.steps):
             descend(steps, x, t, key, args.lr)
-        print(f"Cost after {args.steps} steps: C = {num(backprop.cost(steps, x, t, **options))}")
+        final = backprop.cost(steps, x, t, **options).item()
+        if not math.isfinite(final):
+            return _common.error(
+                f"cost after {args.steps} steps: expected a finite number, got {final}: "
+                f"try a smaller --lr than {args.lr}"
+            )
+        print(f"Cost after {args.steps} steps: C = {num(final)}")
 
     print_accumulation(before, tape, x, t, key)
     print_order(before, tape, x, t, key)

@@ -5,25 +5,26 @@ The nodes are the backward nodes of our hand-written Functions (``LinearFunction
 and shapes, and the tensors each node saved for its backward; ``--impl torch`` draws the
 graph of the same network built from torch.nn, for comparison. ``--out PATH`` writes
 ``PATH.dot`` and, where Graphviz's ``dot`` program is installed (Debian: ``apt-get install
-graphviz``), ``PATH.svg`` and ``PATH.png`` too. The emitter is ours
+graphviz``), ``PATH.svg`` and ``PATH.png`` too; a ``PATH`` that is a folder (one that
+exists, or one written with a trailing ``/``) gets ``graph.dot`` and the others inside it. The emitter is ours
 (:mod:`dlconcepts.autograd_graph`): it walks ``grad_fn.next_functions`` from the cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-autograd_graph = _common.lazy("dlconcepts.autograd_graph")
-backprop = _common.lazy("dlconcepts.backprop")
-layers = _common.lazy("dlconcepts.layers")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import autograd_graph, backprop, layers
 
 
 def torch_squared_error(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -44,21 +45,37 @@ TORCH_TOTALS: dict[tuple[str | None, str], Callable[[torch.Tensor, torch.Tensor]
 
 def build_parser() -> argparse.ArgumentParser:
     p = _common.parser(
-        "graph", __doc__, [_common.network_options(), _common.options("seed", seed=1)]
-    )
-    p.add_argument(
-        "--impl",
-        choices=choices.IMPLS,
-        default="custom",
-        help="custom: our Functions; torch: torch.nn and torch's losses",
+        "graph",
+        __doc__,
+        [_common.network_options(), _common.options("seed", "impl", seed=1, impl="custom")],
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         default=None,
-        help="writes OUT.dot (and OUT.svg, OUT.png with Graphviz); default runs/graph/IMPL",
+        help="writes OUT.dot (and OUT.svg, OUT.png with Graphviz), or graph.dot inside OUT "
+        "when it is a folder (default: runs/graph/IMPL)",
     )
     return p
+
+
+def out_path(text: str) -> Path:
+    """``--out``: where the files go, without their suffix. ``g`` and ``g.dot`` mean
+    ``g.dot``; a folder (``g/``, ``.``, ``..``, ``/``, or any folder that exists) means
+    ``graph.dot`` inside it. Refused at once if it cannot be written."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a file or folder to write into, got {text!r}")
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        path = path / "graph"
+    elif path.suffix == ".dot":
+        path = path.with_suffix("")
+    why = _common.unwritable(path.with_name(path.name + ".dot"), folder=False)
+    if why is not None:
+        raise argparse.ArgumentTypeError(
+            f"expected a file that can be written, got {text!r}: {why}"
+        )
+    return path
 
 
 def cost_graph(args: argparse.Namespace) -> str:
@@ -84,8 +101,6 @@ def cost_graph(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = args.out or Path("runs", "graph", args.impl)
-    if out.suffix == ".dot":
-        out = out.with_suffix("")
     dot_path = out.with_name(out.name + ".dot")
     try:
         dot_path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,17 +31,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from dlconcepts.commands import _common
 
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-experiments = _common.lazy("dlconcepts.experiments")
-figures = _common.lazy("dlconcepts.figures")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    from dlconcepts import activations, data, experiments, figures, training
 
 FILES: dict[str, str] = {
     "activations": "activations.png",
@@ -55,6 +53,18 @@ LEARNED = "learned_weights.png"  # plot weights --checkpoint
 RESULTS = [Path("runs", "study"), Path("runs", "signals")]
 
 
+class Missing(Exception):
+    """What a picture is drawn from is not there: another command makes it first."""
+
+
+def read_saved(path: Path) -> dict[str, Any]:
+    """A ``results.json`` or ``signals.json``; a damaged one is a ``ValueError`` naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: expected the JSON its command wrote, got {e}") from None
+
+
 def find(folders: Sequence[Path], name: str) -> Path | None:
     """The first ``folder/name`` that is a file, if any."""
     return next((folder / name for folder in folders if (folder / name).is_file()), None)
@@ -63,31 +73,24 @@ def find(folders: Sequence[Path], name: str) -> Path | None:
 def splits(cfg: training.TrainConfig) -> tuple[data.InMemoryDataset, data.InMemoryDataset]:
     """The data ``cfg`` trains on, on its device; a :class:`~dlconcepts.data.DataError` fails
     one picture, not the whole command."""
-    return data.load_splits(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        device=_common.device(cfg.device),
-        limit_train=cfg.limit_train,
-        limit_test=cfg.limit_test,
-    )
+    return data.load_splits(**_common.split_options(cfg, _common.device(cfg.device)))
 
 
 def study_results(args: argparse.Namespace) -> dict[str, Any]:
     """The study's ``results.json``; with ``--dry-run`` and none saved, a tiny grid run here."""
     saved = find(args.results, "results.json")
     if saved is not None:
-        return json.loads(saved.read_text())
+        return read_saved(saved)
     if not args.dry_run:
         folders = " or ".join(map(str, args.results))
-        raise FileNotFoundError(
-            f"expected the study's results.json in {folders}, found none; make it with "
+        raise Missing(
+            f"expected the study's results.json in {folders}, found none; make it first with "
             "`dlconcepts study` (minutes; `dlconcepts study --dry-run` for a quick look), "
             "or pass --results DIR"
         )
     print("curves: no results.json saved; training a tiny study grid here (--dry-run)")
     cfg = dataclasses.replace(
-        experiments.STUDY,
-        **experiments.STUDY_DRY_RUN,
+        _common.dry_run(experiments.STUDY),
         seed=args.seed,
         device=args.device,
         data_dir=args.data_dir,
@@ -102,7 +105,7 @@ def signals_payload(args: argparse.Namespace) -> dict[str, Any]:
     """The signals' ``signals.json``, or the same numbers measured now."""
     saved = find(args.results, "signals.json")
     if saved is not None:
-        return json.loads(saved.read_text())
+        return read_saved(saved)
     print("signals: no signals.json saved; measuring them here")
     size = experiments.SIGNALS_DRY_RUN_BATCH if args.dry_run else experiments.SIGNALS_BATCH
     batch = data.load("mnist", train=True, data_dir=args.data_dir, limit=size)
@@ -114,7 +117,7 @@ def signals_payload(args: argparse.Namespace) -> dict[str, Any]:
 def worst_digits(args: argparse.Namespace, path: Path) -> Path:
     """``worst_digits.png`` for the ``--checkpoint``'s model, or for one trained here."""
     if args.checkpoint is not None:
-        model, cfg = training.model_from_checkpoint(_common.checkpoint_path(args.checkpoint))
+        model, cfg = _common.trained_model(args.checkpoint)
         test_set = data.load(
             cfg.dataset, train=False, data_dir=args.data_dir, dtype=training.DTYPES[cfg.dtype]
         )
@@ -122,15 +125,14 @@ def worst_digits(args: argparse.Namespace, path: Path) -> Path:
     else:
         # the main job's model (784-800-10, ReLU + He, Adam), trained briefly
         cfg = training.TrainConfig(
-            epochs=1 if args.dry_run else args.epochs,
+            epochs=args.epochs,
             seed=args.seed,
             device=args.device,
             data_dir=args.data_dir,
-            limit_train=2000 if args.dry_run else None,
-            limit_test=1000 if args.dry_run else None,
-            max_steps=20 if args.dry_run else None,
             progress=False,
         )
+        if args.dry_run:
+            cfg = _common.dry_run(cfg)
         train_set, test_set = splits(cfg)
         result = training.fit(cfg, train_set, test_set)
         assert result.test_losses is not None and result.test_predictions is not None
@@ -143,7 +145,7 @@ def worst_digits(args: argparse.Namespace, path: Path) -> Path:
 def learned_weights(checkpoint: Path, path: Path) -> Path:
     """``learned_weights.png``: the checkpoint's first-layer weights beside the initial ones,
     rebuilt from its config (the initialization is seeded)."""
-    model, cfg = training.model_from_checkpoint(_common.checkpoint_path(checkpoint))
+    model, cfg = _common.trained_model(checkpoint)
     (_, initial), (_, learned) = training.build_model(cfg).linears()[0], model.linears()[0]
     return figures.plot_learned_weights(initial.weight.detach(), learned.weight.detach(), path)
 
@@ -193,12 +195,19 @@ def main(argv: list[str] | None = None) -> int:
         figures.require_matplotlib()
     except figures.MissingExtra as e:
         return _common.error(e)
-    failed = 0
-    for what in FILES if args.what == "all" else [args.what]:
+    pictures = list(FILES) if args.what == "all" else [args.what]
+    drawn, failed = 0, 0
+    for what in pictures:
         try:
             paths = draw(what, args)
-        except (FileNotFoundError, training.CheckpointError, data.DataError) as e:
+        except (Missing, data.DataError) as e:
+            if len(pictures) == 1:  # the one picture asked for
+                return _common.error(f"plot {what}: {e}")
+            # `plot all` draws what it can, and says what to run for the rest
+            print(f"warning: plot {what}: not drawn: {e}", file=sys.stderr)
+        except (training.CheckpointError, ValueError) as e:
             failed += _common.error(f"plot {what}: {e}")
         else:
+            drawn += len(paths)
             print("\n".join(f"wrote {path}" for path in paths))
-    return 1 if failed else 0
+    return 1 if failed or not drawn else 0

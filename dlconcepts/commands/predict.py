@@ -3,48 +3,80 @@
 Each PNG or JPEG, of any size, is prepared the way MNIST's digits were: grayscale, inverted
 when it is dark ink on a light background, cropped to the ink, scaled so its longer side is
 20 pixels, and placed in a 28×28 field with its centre of mass at the centre; then normalised
-as in training. ``--mnist-index I`` takes test digit I instead. Prints the top 3 classes with
-their probabilities. The checkpoint comes from ``dlconcepts train --out DIR``.
+as in training. A 16-bit grayscale PNG is scaled by its depth. A picture with almost no ink
+(a dot) or ink nearly everywhere (noise) is still classified, with a warning: the network
+answers a digit for anything. ``--mnist-index I`` takes test digit I instead. Prints the top
+3 classes with their probabilities. The checkpoint comes from ``dlconcepts train --out DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+import warnings
 from pathlib import Path
 
 from PIL import UnidentifiedImageError
 
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-Image = _common.lazy("PIL.Image")
-ImageOps = _common.lazy("PIL.ImageOps")
-data = _common.lazy("dlconcepts.data")
-losses = _common.lazy("dlconcepts.losses")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
+    from PIL import Image, ImageOps
+
+    from dlconcepts import data, losses, training
 
 BOX = 20  # MNIST's digits fit a 20×20 box, centred by mass in 28×28
 TOP = 3
+# A pixel is ink when it is brighter than this (of 255) once the digit is light on dark:
+# about 16% of full brightness, above the grain of paper and JPEG's ringing, below a pencil.
+INK = 40
+# Less ink than this many pixels is a dot or a speck, not a digit; ink over more than this
+# share of the picture is noise or a filled area (an MNIST digit inks about a fifth of its
+# field).
+FEWEST_INK_PIXELS = 10
+MOST_INK = 0.5
 
 
 class Unreadable(ValueError):
     """An image that cannot be read or holds no digit."""
 
 
-def mnist_like(image: Image.Image) -> torch.Tensor:
-    """A digit picture as MNIST would have it: (28, 28) floats in [0, 1], light ink on black."""
-    # imported here, not lazily: torch's own import looks into a torchvision in sys.modules
-    from torchvision.transforms.functional import pil_to_tensor
-
+def grayscale(image: Image.Image) -> Image.Image:
+    """``image`` in 8-bit grayscale ("L"), scaled by its bit depth: a 16-bit PNG's white is
+    65535, which a plain conversion would clip to 255 along with every pixel above 255."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I"):  # PNG's 16-bit grayscale
+        return image.convert("I").point(lambda v: v / 257).convert("L")
     if "A" in image.getbands():  # transparent background: put it on white
         white = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(white, image.convert("RGBA"))
-    gray = image.convert("L")
+    return image.convert("L")
+
+
+def doubt(ink: torch.Tensor) -> str | None:
+    """Why the ink mask of a picture (True = ink) may hold no digit, or None."""
+    count, share = int(ink.sum()), float(ink.float().mean())
+    if count < FEWEST_INK_PIXELS:
+        return f"only {count} pixel{'s' * (count != 1)} of ink: a dot, not a digit?"
+    if share > MOST_INK:
+        return f"{100 * share:.0f}% of the picture is ink: noise, not a digit?"
+    return None
+
+
+def mnist_like(image: Image.Image) -> tuple[torch.Tensor, str | None]:
+    """A digit picture as MNIST would have it: (28, 28) floats in [0, 1], light ink on black;
+    and a :func:`doubt` about it, or None."""
+    # imported here, not lazily: torch's own import looks into a torchvision in sys.modules
+    from torchvision.transforms.functional import pil_to_tensor
+
+    gray = grayscale(image)
     pixels = pil_to_tensor(gray)[0].float() / 255
     border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if border.median() > 0.5:  # dark ink on a light background
         gray = ImageOps.invert(gray)
-    box = gray.point(lambda p: 255 if p > 40 else 0).getbbox()
+    ink = pil_to_tensor(gray)[0] > INK
+    box = gray.point(lambda p: 255 if p > INK else 0).getbbox()
     if box is None:
         raise Unreadable("expected a digit, found a blank image")
     digit = gray.crop(box)
@@ -61,15 +93,27 @@ def mnist_like(image: Image.Image) -> torch.Tensor:
     left = min(max(round(side / 2 - 0.5 - centre_x), 0), side - size[0])
     field = torch.zeros(side, side)
     field[top : top + size[1], left : left + size[0]] = digit
-    return field
+    return field, doubt(ink)
 
 
-def read_image(path: Path) -> torch.Tensor:
+def read_image(path: Path) -> tuple[torch.Tensor, str | None]:
     """:func:`mnist_like` of the image file at ``path``; :class:`Unreadable` if it is not one."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return mnist_like(image)
+        with warnings.catch_warnings():
+            # PIL warns of a picture over MAX_IMAGE_PIXELS and refuses one over twice that
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return mnist_like(image)
+    except Unreadable as e:
+        raise Unreadable(f"{path}: {e}") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        got = f"{int(pixels[1]):,} pixels" if pixels else "more"
+        raise Unreadable(
+            f"{path}: expected a picture of at most {Image.MAX_IMAGE_PIXELS:,} pixels "
+            f"(a digit needs far fewer), got {got}"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).split("\n")[0]
         raise Unreadable(f"{path}: expected a PNG or JPEG image, got {reason}") from None
@@ -84,7 +128,7 @@ def top_classes(model: torch.nn.Module, x: torch.Tensor) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _common.parser("predict", __doc__, [_common.options("data-dir")])
+    p = _common.parser("predict", __doc__, [_common.options("data-dir", "mnist-index")])
     p.add_argument("images", nargs="*", type=Path, help="PNG or JPEG files")
     p.add_argument(
         "--checkpoint",
@@ -92,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a `dlconcepts train --out DIR` folder, or its checkpoint.pt",
     )
-    p.add_argument("--mnist-index", type=int, help="also classify MNIST test digit I")
     return p
 
 
@@ -102,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.images and args.mnist_index is None:
         parser.error("expected IMAGE files or --mnist-index I, got neither")
     try:
-        model, cfg = training.model_from_checkpoint(_common.checkpoint_path(args.checkpoint))
+        model, cfg = _common.trained_model(args.checkpoint)
     except training.CheckpointError as e:
         return _common.error(e)
     model.eval()
@@ -111,17 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path in args.images:
         try:
-            pixels = read_image(path)
+            pixels, why = read_image(path)
         except Unreadable as e:
             failed += _common.error(e)
             continue
         print(f"{path}: {top_classes(model, ((pixels - mean) / std).to(dtype))}")
+        if why is not None:
+            print(f"warning: {path}: {why}", file=sys.stderr)
     if args.mnist_index is not None:
         try:
             test = data.load(cfg.dataset, train=False, data_dir=args.data_dir, dtype=dtype)
         except data.DataError as e:
             return _common.error(e)
-        if not 0 <= args.mnist_index < len(test):
+        if args.mnist_index >= len(test):
             return _common.error(
                 f"--mnist-index: expected 0 to {len(test) - 1}, got {args.mnist_index}"
             )

@@ -35,16 +35,15 @@ import math
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-data = _common.lazy("dlconcepts.data")
-experiments = _common.lazy("dlconcepts.experiments")
-figures = _common.lazy("dlconcepts.figures")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import data, experiments, figures
 
 
 def shown_layers(depth: int) -> list[int]:
@@ -129,12 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         type=_common.positive_int,
         default=choices.SIGNALS_BATCH,
-        help=f"MNIST training examples in the batch (--dry-run: {choices.SIGNALS_DRY_RUN_BATCH})",
+        help=f"MNIST training examples in the batch (default: {choices.SIGNALS_BATCH}; "
+        f"{choices.SIGNALS_DRY_RUN_BATCH} with --dry-run)",
     )
     p.add_argument(
         "--img",
-        type=Path,
+        type=_common.out_folder,
         default=argparse.SUPPRESS,
+        metavar="DIR",
         help="folder for signals.png (default: --out)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw signals.png")

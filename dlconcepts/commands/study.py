@@ -59,17 +59,10 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-experiments = _common.lazy("dlconcepts.experiments")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
 
-
-def seed_list(text: str) -> tuple[int, ...]:
-    """``"1,2,3"`` -> ``(1, 2, 3)``: an argparse type for one or more comma-separated seeds."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ints like 1,2,3, got {text!r}") from None
+    from dlconcepts import experiments, training
 
 
 def _groups(runs: list[experiments.Run]) -> dict[tuple[str, str], list[experiments.Run]]:
@@ -153,15 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
         "batch-size",
         "optimizer",
         "lr",
+        "momentum",
         "device",
         "data-dir",
         "limit-train",
+        "limit-test",
+        "no-progress",
         "dry-run",
         hidden=s.hidden,
         epochs=s.epochs,
         batch_size=s.batch_size,
         optimizer=s.optimizer,
         lr=s.lr,
+        momentum=s.momentum,
     )
     p = _common.parser(
         "study",
@@ -170,22 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seeds",
-        type=seed_list,
+        type=_common.seed_list,
         default="1",
         help="comma-separated; several give median [min–max]",
     )
-    p.add_argument(
-        "--momentum", type=_common.non_negative_float, default=s.momentum, help="SGD momentum"
-    )
-    p.add_argument(
-        "--limit-test", type=_common.positive_int, default=None, help="first N test examples"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def write_markdown(path: Path, table: str, meta: dict[str, Any]) -> None:
+    """``study.md``: how it was made, the table, and how to read it. What it says of the
+    network is computed from the run's config; no result of one run is written into another's."""
     cfg = meta["config"]
+    fans = [784, *cfg["hidden"]]  # each layer's fan_in
     text = f"""# Activation × initialization on MNIST
 
 Made by `{meta["command"]}` ({meta["date"]}, torch {meta["torch_version"]}, \
@@ -208,19 +201,18 @@ How to read it (the math is in `dlconcepts/init.py`, `dlconcepts/activations.py`
 * **zero**: all hidden units of a layer compute the same function and get the same gradient, \
 so they stay identical (`dlconcepts symmetry` shows it step by step). With tanh and ReLU, \
 f(0) = 0 and every weight gradient is exactly 0: only the output bias learns, and the model \
-answers one digit for every image: the most frequent one, a 1 (11.35% of the test set), or \
-another frequent one when the last batches tipped the bias (e.g. 10.10%, the share of 3s). With sigmoid, \
-σ(0) = 1/2, so the weights do move, but each layer acts as one unit: a 784-1-1-10 network, \
-far below every random init.
+answers one digit for every image (1 class predicted), so its accuracy is that digit's share \
+of the test set (for the most frequent, a 1, 11.35% of the full test set). With sigmoid, \
+σ(0) = 1/2, so the weights do move, but each layer acts as one unit: a \
+{"-".join(["784", *["1"] * len(cfg["hidden"]), "10"])} network in disguise.
 * **random-small** N(0, 0.01²): each layer multiplies the signal's variance by \
-fan_in·0.01² (0.078, 0.026, 0.013 for 784-256-128-10), so signals and gradients start tiny. With only two \
-hidden layers SGD recovers; the slow start shows with sigmoid, whose σ' ≤ 1/4 shrinks the \
-gradient further (`dlconcepts signals` shows what ten layers do).
-* **random-large** N(0, 1): the factor is 128 to 784 per layer: sigmoid and tanh units \
-saturate (f' ≈ 0) and stay far behind; ReLU activations explode and the cost becomes NaN \
-within the first epoch (reported as diverged: no numbers).
-* **xavier** and **he** keep that factor near 1: the best or near-best accuracy after one \
-epoch and at the end, for every activation.
+fan_in·0.01² ({", ".join(f"{n * 1e-4:.2g}" for n in fans)} for this network), so signals and \
+gradients start tiny and learning starts late; latest with sigmoid, whose σ′ ≤ 1/4 shrinks \
+the gradient further (`dlconcepts signals` shows what ten layers do).
+* **random-large** N(0, 1): the factor is fan_in itself ({", ".join(map(str, fans))}): \
+sigmoid and tanh units saturate (f′ ≈ 0) and learn slowly; ReLU activations explode, and a \
+run whose cost overflows is reported as diverged, with no numbers.
+* **xavier** and **he** keep that factor near 1: the signal neither vanishes nor explodes.
 
 Per-epoch histories of every run are in `results.json` (`dlconcepts plot curves` draws them).
 """
@@ -245,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_test=args.limit_test,
     )
     if args.dry_run:
-        base = dataclasses.replace(base, **experiments.STUDY_DRY_RUN)
+        base = _common.dry_run(base)
     device = _common.device(base.device)
     train_set, test_set = _common.splits_for(base, device)
     inits = {name: _common.INITS[name] for name in args.inits}

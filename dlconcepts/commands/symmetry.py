@@ -34,14 +34,12 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-training = _common.lazy("dlconcepts.training")
-layers = _common.lazy("dlconcepts.layers")
+with _common.lazy_imports():
+    import torch
+
+    from dlconcepts import data, layers, training
 
 
 def row_spread(weight: torch.Tensor) -> float:
@@ -222,18 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         "data-dir",
         "limit-train",
         "dry-run",
+        "activation",
+        "limit-test",
         hidden=(64,),
         batch_size=64,
         lr=0.05,
         limit_train=10_000,
+        limit_test=2000,
+        activation="sigmoid",
     )
     p = _common.parser("symmetry", __doc__, [shared])
-    p.add_argument(
-        "--activation",
-        choices=list(choices.ACTIVATIONS),
-        default="sigmoid",
-        help="hidden activation",
-    )
     p.add_argument(
         "--constant",
         type=_common.finite_float,
@@ -245,9 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--every", type=_common.positive_int, default=50, help="print a row every this many steps"
-    )
-    p.add_argument(
-        "--limit-test", type=_common.positive_int, default=2000, help="first N test examples"
     )
     return p
 

@@ -33,13 +33,11 @@ from typing import Any
 from dlconcepts import choices
 from dlconcepts.commands import _common
 
-torch = _common.lazy("torch")
-tqdm = _common.lazy("tqdm")
-activations = _common.lazy("dlconcepts.activations")
-data = _common.lazy("dlconcepts.data")
-distributed = _common.lazy("dlconcepts.distributed")
-init = _common.lazy("dlconcepts.init")
-training = _common.lazy("dlconcepts.training")
+with _common.lazy_imports():
+    import torch
+    import tqdm
+
+    from dlconcepts import distributed, testing, training
 
 # training examples in MNIST and in Fashion-MNIST: what a run without --limit-train splits
 TRAIN_EXAMPLES = 60_000
@@ -60,26 +58,36 @@ def preset_option() -> argparse.ArgumentParser:
 def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     """Every option of ``dlconcepts train``, with the defaults of ``preset``."""
     d = choices.TrainConfig()
-    p = _common.parser("train", __doc__, [_common.options(), preset_option()])
+    shared = _common.options(
+        "hidden",
+        "epochs",
+        "batch-size",
+        "optimizer",
+        "lr",
+        "momentum",
+        "impl",
+        "seed",
+        "device",
+        "dtype",
+        "data-dir",
+        "limit-train",
+        "limit-test",
+        "no-progress",
+        "dry-run",
+    )
+    p = _common.parser("train", __doc__, [shared, preset_option()])
     p.add_argument("--dataset", choices=choices.DATASETS, default=d.dataset, help="dataset")
     p.add_argument(
         "--activation",
-        choices=list(choices.ACTIVATIONS),
+        type=activation,
         default=d.activation,
-        help="hidden activation",
+        metavar="{sigmoid,tanh,relu} or FILE.py:NAME",
+        help="hidden activation: a built-in, or your own autograd.Function (FILE.py:NAME or "
+        "module:NAME), checked first against the built-in it computes",
     )
     p.add_argument("--init", choices=choices.SCHEMES, default=d.init, help="weight initialization")
     p.add_argument(
         "--init-std", type=_common.positive_float, default=d.init_std, help="std of --init random"
-    )
-    p.add_argument(
-        "--impl",
-        choices=choices.IMPLS,
-        default=d.impl,
-        help="hand-written pieces or PyTorch's built-ins",
-    )
-    p.add_argument(
-        "--momentum", type=_common.non_negative_float, default=d.momentum, help="SGD momentum"
     )
     p.add_argument(
         "--weight-decay",
@@ -97,12 +105,6 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=None, help="folder for metrics.json and checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument(
-        "--limit-test",
-        type=_common.positive_int,
-        default=None,
-        help="use only the first N test examples",
-    )
     p.add_argument(
         "--nproc",
         type=_common.positive_int,
@@ -125,11 +127,6 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         "the weights stay float32",
     )
     p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars (they are only ever drawn when stderr is a terminal)",
-    )
-    p.add_argument(
         "--tensorboard",
         type=Path,
         default=None,
@@ -149,9 +146,21 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | None, int, int]:
-    """The run ``argv`` asks for, where and how often to log it for TensorBoard, and in how
-    many processes; a bad option exits with one line naming the bad value."""
+def activation(text: str) -> str:
+    """``--activation``: a built-in's name, or ``FILE.py:NAME`` / ``module:NAME``."""
+    if text in choices.ACTIVATIONS or ":" in text:
+        return text
+    listed = ", ".join(choices.ACTIVATIONS)
+    raise argparse.ArgumentTypeError(f"expected one of {listed} or FILE.py:NAME, got {text!r}")
+
+
+def parse_args(
+    argv: list[str] | None,
+) -> tuple[training.TrainConfig, Path | None, int, int, str | None]:
+    """The run ``argv`` asks for, where and how often to log it for TensorBoard, in how
+    many processes, and the learner's own activation (``--activation FILE.py:NAME``, run in
+    place of the built-in it computes, after its checks: one warning line if any fails); a
+    bad option exits with one line naming the bad value."""
     preset, _ = preset_option().parse_known_args(argv)
     parser = build_parser(preset.preset)
     args = vars(parser.parse_args(argv))
@@ -159,6 +168,14 @@ def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | Non
     tensorboard, log_every = args.pop("tensorboard"), args.pop("log_every")
     nproc = args.pop("nproc")
     del args["preset"]
+    yours = args["activation"] if ":" in args["activation"] else None
+    if yours is not None:
+        try:
+            _, args["activation"], warning = testing.check_activation(yours)
+        except (ValueError, TypeError) as e:
+            parser.error(str(e))
+        if warning:
+            print(warning, file=sys.stderr)
     args["progress"] = not args.pop("no_progress")
     try:
         cfg = training.TrainConfig(**args)
@@ -166,7 +183,7 @@ def parse_args(argv: list[str] | None) -> tuple[training.TrainConfig, Path | Non
         parser.error(str(e))
     if dry_run:
         cfg = dataclasses.replace(cfg, epochs=1, max_steps=5, limit_test=cfg.limit_test or 1000)
-    return cfg, tensorboard, log_every, nproc
+    return cfg, tensorboard, log_every, nproc, yours
 
 
 class TensorBoardLog:
@@ -333,7 +350,7 @@ def out_of_memory(e: RuntimeError) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, tensorboard, log_every, nproc = parse_args(argv)
+    cfg, tensorboard, log_every, nproc, yours = parse_args(argv)
     device = _common.device(cfg.device)
     try:
         try:
@@ -341,12 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:  # an option that only this machine or the data rules out
             return _common.error(e)
         if nproc > 1:
-            distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every))
+            distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every, yours))
             return 0
         if distributed.launched_by_torchrun():
-            train_rank(distributed.start(device), cfg, tensorboard, log_every)
+            train_rank(distributed.start(device), cfg, tensorboard, log_every, yours)
             return 0
-        return train(cfg, tensorboard, log_every, device)
+        return train(cfg, tensorboard, log_every, device, yours)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {last_checkpoint(cfg.out)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -368,22 +385,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_rank(
-    device: torch.device, cfg: training.TrainConfig, tensorboard: Path | None, log_every: int
+    device: torch.device,
+    cfg: training.TrainConfig,
+    tensorboard: Path | None,
+    log_every: int,
+    yours: str | None = None,
 ) -> None:
     """One rank of a data-parallel run, in a process group already started."""
-    train(cfg, tensorboard, log_every, device)
+    train(cfg, tensorboard, log_every, device, yours)
 
 
 def train(
-    cfg: training.TrainConfig, tensorboard: Path | None, log_every: int, device: torch.device
+    cfg: training.TrainConfig,
+    tensorboard: Path | None,
+    log_every: int,
+    device: torch.device,
+    yours: str | None = None,
 ) -> int:
-    """The run ``cfg``, printed as it goes; every check on the options and outputs first."""
+    """The run ``cfg``, printed as it goes; every check on the options and outputs first;
+    ``yours`` (``FILE.py:NAME``) in place of every hidden activation."""
     world = distributed.current()
     callbacks = [tensorboard_log(tensorboard, log_every)] if tensorboard and world.rank == 0 else []
+    if yours is not None:  # first: the other callbacks see the model with it
+        callbacks.insert(0, testing.UseActivation(yours))
     if cfg.compile:  # the compiler's C++ toolchain probe warns about CUDA even on a CPU run
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     print(
-        f"dlconcepts train: {cfg.impl} pieces, {cfg.activation} + {cfg.init} init, "
+        f"dlconcepts train: {cfg.impl} pieces, {yours or cfg.activation} + {cfg.init} init, "
         f"MLP {'-'.join(map(str, cfg.sizes))}, {cfg.optimizer} lr {cfg.lr}, {cfg.epochs} epochs, "
         f"batch {cfg.batch_size}, device {device}, {torch.get_num_threads()} threads"
         + (f", {world.size} processes ({world.backend})" if world.size > 1 else "")
