@@ -41,6 +41,7 @@ def test_dry_run_prints_every_section(tmp_path: Path, capsys: pytest.CaptureFixt
         assert word in text, text
     assert "target:" not in text, "a dry run's figures are no measurements to check targets with"
     results = json.loads(out.read_text())
+    assert results["dry_run"] is True and "targets" not in results, sorted(results)
     assert {r["activation"] for r in results["activations"]} == {"sigmoid", "tanh", "relu"}
     assert all(r["ratio"] > 0 for r in results["activations"])
     assert all(r["expm1_vs_tanh"] > 0 for r in results["activations"])
