@@ -34,9 +34,11 @@ from dlconcepts.names import (
 
 __all__ = [
     "ACTIVATIONS",
+    "ADAM_BETA1",
     "DATASETS",
     "DEVICES",
     "DTYPES",
+    "FLOAT_MAX",
     "IMAGE_SIDE",
     "IMPLS",
     "LOSSES",

@@ -1,20 +1,20 @@
 r"""The pictures of the README, drawn from what the experiments measured.
 
-========================= ==================================================================
-function                  picture
-========================= ==================================================================
-:func:`plot_activations`  sigmoid, tanh and ReLU and their derivatives, computed by the
-                          hand-written Functions (f' through our backward)
-:func:`plot_curves`       test cost and accuracy per epoch of the activation × initialization
-                          grid (:func:`dlconcepts.experiments.run_study`)
-:func:`plot_signals`      std of the activations and gradients per layer of a deep MLP at
-                          initialization (:func:`dlconcepts.experiments.measure_signals`)
-:func:`plot_worst`        the test digits with the highest loss
-:func:`plot_init_weights` each initialization's weights against the density its formula says
-                          they follow
-:func:`plot_learned_weights` a trained model's first-layer weights as 28×28 images, beside
-                          the same units' initial weights
-========================= ==================================================================
+============================ ======================================================================
+function                     picture
+============================ ======================================================================
+:func:`plot_activations`     sigmoid, tanh and ReLU and their derivatives, computed by the
+                             hand-written Functions (f' through our backward)
+:func:`plot_curves`          test cost and accuracy per epoch of the activation × initialization
+                             grid (:func:`dlconcepts.experiments.run_study`)
+:func:`plot_signals`         std of the activations and gradients per layer of a deep MLP at
+                             initialization (:func:`dlconcepts.experiments.measure_signals`)
+:func:`plot_worst`           the test digits with the highest loss
+:func:`plot_init_weights`    each initialization's weights against the density its formula
+                             says they follow
+:func:`plot_learned_weights` a trained model's first-layer weights as 28×28 images, beside the
+                             same units' initial weights
+============================ ======================================================================
 
 matplotlib is optional (``pip install -e ".[plot]"``) and imported only inside the drawing
 functions, so everything else works without it. Figures are drawn on the Agg canvas directly

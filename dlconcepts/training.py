@@ -171,8 +171,9 @@ def steps_per_epoch(cfg: TrainConfig, train_set: data.InMemoryDataset) -> int:
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """Each epoch's shuffle depends only on (seed, epoch): a resumed run sees the same batches.
 
-    100_003 is a prime larger than any number of epochs, so two (seed, epoch) pairs never
-    share a generator seed: seed 1's epoch 2 is not seed 2's epoch 1.
+    The factor 100_003 is larger than any number of epochs, so two (seed, epoch) pairs never
+    share a generator seed (with ``seed + epoch``, seed 1's epoch 2 would be seed 2's
+    epoch 1: two seeds would train on the same shuffles, one epoch apart).
     """
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
@@ -456,11 +457,12 @@ def replan_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int)
             group["lr"] = base * (1 + math.cos(math.pi * done / steps)) / 2
 
 
-def check_writable(folder: Path, what: str) -> None:
-    """Fail now, with one line, if ``what`` cannot be written into ``folder`` later. Leaves
-    nothing behind: the folders it creates to try are removed again (the first write
-    creates them for good), so a run that fails before it writes leaves no empty folder."""
-    created = [part for part in (folder, *folder.parents) if not part.exists()]
+def check_writable(folder: Path, what: str, *, keep: bool = True) -> None:
+    """Create ``folder`` and write a file in it, so that a bad output folder fails now, in
+    one line, not after the work. With ``keep=False`` the folders it had to create are
+    removed again (the first write creates them for good): a run that fails before it
+    writes leaves no empty folder behind."""
+    created = [] if keep else [part for part in (folder, *folder.parents) if not part.exists()]
     try:
         make_folder(folder)
         with tempfile.TemporaryFile(dir=folder):
@@ -490,14 +492,14 @@ def check_out(cfg: TrainConfig) -> None:
     out = Path(cfg.out)
     if cfg.resume:
         load_checkpoint(out / CHECKPOINT, cfg)
-        check_writable(out, "checkpoints")
+        check_writable(out, "checkpoints", keep=False)
     elif (out / CHECKPOINT).exists():
         raise CheckpointError(
             f"{out}: expected a folder without a checkpoint, got one holding another run's "
             f"{CHECKPOINT}; pass --resume to continue that run, or choose another --out"
         )
     else:
-        check_writable(out, "checkpoints")
+        check_writable(out, "checkpoints", keep=False)
 
 
 # --- memory ----------------------------------------------------------------------------------
@@ -524,8 +526,14 @@ def memory_available(device: torch.device) -> int | None:
     """Free memory of ``device`` in bytes (the GPU's, or the machine's), None if unknown."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    known = [free for free in (_system_free(), _cgroup_free()) if free is not None]
+    return min(known) if known else None
+
+
+def _system_free() -> int | None:
+    """What the machine can give without swapping (Linux's MemAvailable)."""
     try:
-        with open("/proc/meminfo") as f:  # Linux: what can be had without swapping
+        with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -537,15 +545,30 @@ def memory_available(device: torch.device) -> int | None:
         return None
 
 
-def check_memory(cfg: TrainConfig, device: torch.device, processes: int = 1) -> None:
+def _cgroup_free(folder: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """What this container may still use (cgroup v2), where it is capped below the machine:
+    beyond it the out-of-memory killer ends the process, whatever the machine has free."""
+    try:
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((folder / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_memory(
+    cfg: TrainConfig, device: torch.device, copies: int = 1, of: str = "processes"
+) -> None:
     """:class:`NotEnoughMemory`, naming the size and the need, before a run that cannot fit
     allocates anything (an allocation that fails half-way may end in the system's
-    out-of-memory killer, not an error). ``processes`` runs share one device's memory."""
+    out-of-memory killer, not an error). ``copies`` of the run (``of``: processes, models)
+    share the device's memory."""
     available = memory_available(device)
     eval_examples = min(EVAL_CHUNK, cfg.limit_test or EVAL_CHUNK)
-    needed = processes * memory_needed(cfg, eval_examples)
+    needed = copies * memory_needed(cfg, eval_examples)
     if available is not None and needed > available:
-        each = f" in each of {processes} processes" if processes > 1 else ""
+        each = f" in each of {copies} {of}" if copies > 1 else ""
         raise NotEnoughMemory(
             f"hidden: expected an MLP that fits in memory, got {'-'.join(map(str, cfg.sizes))}: "
             f"{parameter_count(cfg.sizes):,} parameters{each}, about {needed / 1e9:,.1f} GB of "
@@ -582,9 +605,9 @@ class Loop:
     cost_fn: Callable[..., Tensor]
     steps_per_epoch: int
     start_epoch: int  # > 1 on --resume
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-    precision: Precision = field(default_factory=lambda: Precision("cpu"))
-    out: Path | None = None  # where the checkpoint and metrics.json go
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    out: Path | None  # where the checkpoint and metrics.json go, if anywhere
 
     def global_step(self, epoch: int, step: int = 0) -> int:
         """Steps since the run began, counting a resumed run's earlier epochs too."""
@@ -654,14 +677,14 @@ def fit(
     )
     if cfg.resume:
         result.history = resume(loop, cfg, log)
-    stepper = training_model(loop.model, cfg, train_set.device, world)
-    if cfg.compile:
-        result.compile_seconds = compile_steps(stepper, loop, cfg, train_set, world)
-        log(f"compiled the training step in {result.compile_seconds:.1f} s (before epoch 1)")
     writes = loop.out is not None and world.rank == 0  # one process writes for all
-    for callback in callbacks:
+    for callback in callbacks:  # first: a callback may change the model (its activations)
         callback.start(loop)
     try:
+        stepper = training_model(loop.model, cfg, train_set.device, world)
+        if cfg.compile:
+            result.compile_seconds = compile_steps(stepper, loop, cfg, train_set, world)
+            log(f"compiled the training step in {result.compile_seconds:.1f} s (before epoch 1)")
         for epoch in range(loop.start_epoch, cfg.epochs + 1):
             step_costs, seconds = run_epoch(
                 stepper, loop, cfg, train_set, epoch, world, progress, callbacks
@@ -700,7 +723,7 @@ def start_loop(
 
 def resume(loop: Loop, cfg: TrainConfig, log: Callable[[str], None]) -> list[EpochStats]:
     """Load ``cfg.out``'s checkpoint into ``loop``; returns the epochs it had trained."""
-    assert loop.out is not None and loop.scheduler is not None  # TrainConfig insists on out
+    assert loop.out is not None  # TrainConfig insists
     path = loop.out / CHECKPOINT
     ckpt = load_checkpoint(path, cfg)
     loop.model.load_state_dict(ckpt["model"])
@@ -721,11 +744,15 @@ def training_model(
     """What the training steps call: ``model``, in DistributedDataParallel with several
     processes, compiled with ``cfg.compile``; it shares its parameters with ``model``, which
     evaluation and checkpoints use."""
-    stepper: nn.Module = distributed.wrap(model, device) if world.size > 1 else model
     # fullgraph: one graph for the whole forward, or an error, never a silent fallback to
     # eager pieces; dynamic=False: the full and the last, partial batch each get a graph of
     # their own shape (compile_steps compiles both before the first epoch)
-    return torch.compile(stepper, fullgraph=True, dynamic=False) if cfg.compile else stepper
+    stepper: nn.Module = (
+        torch.compile(model, fullgraph=True, dynamic=False) if cfg.compile else model
+    )
+    # compiled first, then wrapped: DDP's gradient hooks stay outside the compiled graph,
+    # which one graph (fullgraph) could not hold
+    return distributed.wrap(stepper, device) if world.size > 1 else stepper
 
 
 def compile_steps(
@@ -781,7 +808,6 @@ def run_epoch(
     batches = _after_each_step(itertools.islice(mine, loop.steps_per_epoch), epoch, callbacks)
     if progress is not None:
         batches = progress(batches, loop.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
-    assert loop.scheduler is not None
     t0 = time.perf_counter()
     costs = train_one_epoch(
         stepper, batches, loop.optimizer, loop.scheduler, loop.cost_fn, precision=loop.precision
@@ -820,7 +846,7 @@ def finish_epoch(
     result.history.append(stats)
     result.test_losses, result.test_predictions = losses, predictions
     if writes:
-        assert loop.out is not None and loop.scheduler is not None
+        assert loop.out is not None
         save_checkpoint(
             loop.out / CHECKPOINT,
             cfg,

@@ -39,6 +39,6 @@ def test_python_dash_m_ends_a_bad_option_in_one_line(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last == (
         "dlconcepts train: error: argument --hidden: expected positive ints like 256,128, "
-        "got '800,-1'"
+        "got '-1' in '800,-1'"
     )
     assert "Traceback" not in result.stderr

@@ -66,8 +66,9 @@ def test_dry_run_prints_table_and_explanation(capsys: pytest.CaptureFixture[str]
         (["--hidden", "64,0"], "'64,0'"),
         (["--batch-size", "0"], "'0'"),
         (["--lr", "0"], "'0'"),
-        (["--lr", "1e39"], "1e+39"),  # beyond float32
-        (["--constant", "1e300"], "1e+300"),  # beyond float32
+        (["--lr", "1e39"], "'1e39'"),  # beyond float32
+        (["--constant", "1e300"], "'1e300'"),  # beyond float32
+        (["--hidden", "100000000"], "79,500,000,010 parameters in each of 2 models"),
         (["--seed", "1.5"], "'1.5'"),
         (["--limit-train", "0"], "'0'"),
         (["--limit-test", "100000"], "100000"),  # more than the data holds

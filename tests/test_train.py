@@ -368,8 +368,9 @@ def test_a_path_inside_a_file_is_not_a_directory(
     assert train.main([*TINY, "--out", str(out)]) == 1
     err = one_error_line(capsys)
     assert "Not a directory" in err and "File exists" not in err
-    with pytest.raises(NotADirectoryError, match="Not a directory"):
-        training.write_json(tmp_path / "notes.txt" / "deeper" / "x.json", {})
+    for path in (tmp_path / "notes.txt" / "x.json", tmp_path / "notes.txt" / "a" / "x.json"):
+        with pytest.raises(NotADirectoryError, match="Not a directory"):  # mkdir: File exists
+            training.write_json(path, {})
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
@@ -378,15 +379,25 @@ def test_float_max_is_torchs() -> None:
         assert choices.FLOAT_MAX[name] == torch.finfo(dtype).max, name
 
 
+def test_the_library_bounds_numbers_by_the_runs_dtype() -> None:
+    with pytest.raises(ValueError, match=r"lr: expected at most 1\.8e\+307, so that Adam's"):
+        TrainConfig(dtype="float64", lr=1e308)
+    TrainConfig(dtype="float64", optimizer="sgd", lr=1e308)  # a float64 number: it diverges
+    with pytest.raises(ValueError, match=r"lr: expected at most 3\.4e\+38, the largest float32"):
+        TrainConfig(optimizer="sgd", lr=1e39)
+
+
 @pytest.mark.parametrize(
     "argv, bad",
     [
-        (["--lr", "1e308"], "lr: expected at most 3.4e+37"),  # Adam: 10·lr beyond float32
-        (["--optimizer", "sgd", "--lr", "1e39"], "lr: expected at most 3.4e+38"),
-        (["--dtype", "float64", "--lr", "1e308"], "lr: expected at most 1.8e+307"),
-        (["--init", "random", "--init-std", "1e300"], "init_std: expected at most 3.4e+38"),
-        (["--momentum", "1e300"], "momentum: expected at most 3.4e+38"),
-        (["--weight-decay", "1e300"], "weight_decay: expected at most 3.4e+38"),
+        # beyond float32: refused by the option itself, for either dtype
+        (["--lr", "1e308"], "'1e308'"),
+        (["--dtype", "float64", "--lr", "1e308"], "'1e308'"),
+        (["--init", "random", "--init-std", "1e300"], "'1e300'"),
+        (["--momentum", "1e300"], "'1e300'"),
+        # within float32, but not what the optimizer makes of it
+        (["--lr", "1e38"], "lr: expected at most 3.4e+37"),  # Adam's first step: 10·lr
+        (["--lr", "2", "--weight-decay", "2e38"], "weight_decay: expected at most 1.7e+38"),
         (["--amp", "--dtype", "float64"], "amp: expected dtype float32"),
     ],
 )
@@ -432,6 +443,15 @@ def test_a_model_beyond_memory_is_refused_before_anything_is_allocated(
     assert "784-100000000-10: 79,500,000,010 parameters" in err and "GB free" in err
     cfg = dataclasses.replace(SMALL, hidden=(100_000_000,))
     assert training.memory_needed(cfg) >= 79_500_000_010 * 4 * 4  # weights, grads, Adam's 2
+
+
+def test_a_containers_memory_cap_counts(tmp_path: Path) -> None:
+    assert training._cgroup_free(tmp_path) is None  # no cgroup v2 files: no cap known
+    (tmp_path / "memory.max").write_text("max\n")
+    (tmp_path / "memory.current").write_text("400\n")
+    assert training._cgroup_free(tmp_path) is None  # uncapped
+    (tmp_path / "memory.max").write_text("1000\n")
+    assert training._cgroup_free(tmp_path) == 600
 
 
 def test_an_allocation_failure_is_one_line(
@@ -518,6 +538,8 @@ def test_amp_keeps_the_trajectory_close_to_float32(impl: str, subset) -> None:
     assert abs(amp.test_accuracy - full.test_accuracy) <= 0.02
 
 
+# the scheduler steps on a step the scaler skipped, as it should: the schedule counts steps
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler\.step\(\)`:UserWarning")
 def test_the_nan_guard_leaves_the_gradient_scalers_skipped_steps_alone() -> None:
     """A float16 gradient scaler skips a step whose gradient overflowed (the cost was
     finite): that is no divergence. A cost that is not finite still is."""
@@ -567,3 +589,40 @@ def test_compile_gives_the_eager_result_and_times_the_compilation_apart(
         eager["epochs"][0]["train_cost"], rel=1e-4
     )
     assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) <= 0.01
+
+
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler\.step\(\)`:UserWarning")
+def test_a_gradient_scalers_state_is_checkpointed_and_resumed(
+    subset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float16 --amp (older GPUs) keeps the scale the scaler has learned across a resume:
+    here the same path on the CPU, with float16 autocast and a CPU scaler."""
+
+    def float16_with_a_scaler(amp: bool, device: torch.device) -> training.Precision:
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**20, growth_interval=3)
+        return (
+            training.Precision("cpu", torch.float16, scaler) if amp else training.Precision("cpu")
+        )
+
+    monkeypatch.setattr(training, "precision_for", float16_with_a_scaler)
+    cfg = dataclasses.replace(SMALL, impl="torch", amp=True, epochs=2, max_steps=4)
+    full = quiet(dataclasses.replace(cfg, out=str(tmp_path / "full")), subset)
+    cut = dataclasses.replace(cfg, out=str(tmp_path / "cut"))
+
+    def interrupt_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch 1/2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quiet(cut, subset, log=interrupt_after_epoch_1)
+    scale = training.read_checkpoint(tmp_path / "cut" / training.CHECKPOINT)["scaler"]["scale"]
+    assert scale != 2.0**20  # it grew (or backed off): there is state to keep
+    resumed = quiet(dataclasses.replace(cut, resume=True), subset)
+    assert [h.epoch for h in resumed.history] == [1, 2]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    ends = [
+        training.read_checkpoint(tmp_path / run / training.CHECKPOINT)["scaler"]
+        for run in ("full", "cut")
+    ]
+    assert ends[0] == ends[1]

@@ -16,7 +16,6 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dlconcepts import choices
 from dlconcepts.commands import _common
@@ -128,18 +127,11 @@ def format_table(rows: list[PairResult]) -> str:
     return _common.markdown_table(header, cells, right=3)
 
 
-def check_json(path: str) -> None:
-    """``--json`` must name a file that can be written, checked before the work."""
-    if Path(path).is_dir():
-        raise training.CheckpointError(f"{path}: expected a file name for --json, got a folder")
-    training.check_writable(Path(path).parent, "the --json file")
-
-
 def base_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> training.TrainConfig:
-    """The run every pair shares; what only a combination of options rules out (an ``--lr``
-    beyond the dtype's range) is refused as a bad option."""
+    """The run every pair shares (in the first of ``--dtypes``); what only a combination of
+    options rules out (an ``--lr`` beyond one dtype's range) is refused as a bad option."""
     try:
-        return training.TrainConfig(
+        base = training.TrainConfig(
             hidden=args.hidden,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -153,9 +145,13 @@ def base_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tr
             limit_test=1000 if args.dry_run else None,
             max_steps=5 if args.dry_run else None,
             progress=False,
+            dtype=args.dtypes[0],
         )
+        for dtype in args.dtypes[1:]:
+            dataclasses.replace(base, dtype=dtype)
     except ValueError as e:
         parser.error(str(e))
+    return base
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,12 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     args = parser.parse_args(argv)
     base = base_config(args, parser)
-    if args.json:
-        try:
-            check_json(args.json)
-        except training.CheckpointError as e:
-            return _common.error(e)
     device = _common.device(base.device)
+    try:  # the two models of a pair train side by side
+        training.check_memory(base, device, copies=2, of="models")
+    except training.NotEnoughMemory as e:
+        return _common.error(e)
     sets = {
         dtype: _common.splits_for(dataclasses.replace(base, dtype=dtype), device)
         for dtype in args.dtypes

@@ -248,12 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    largest = choices.FLOAT_MAX["float32"]  # the models are float32
-    if abs(args.constant) > largest:
-        parser.error(
-            f"argument --constant: expected at most {largest:.3g} in absolute value, the "
-            f"largest float32 number, got {args.constant!r}"
-        )
     try:
         cfg = training.TrainConfig(
             activation=args.activation,
@@ -275,7 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:  # 20 steps on 1000 examples
         cfg = dataclasses.replace(cfg, limit_train=1000, limit_test=1000)
         steps, every = 20, 5
-    train_set, test_set = _common.splits_for(cfg, _common.device(cfg.device))
+    device = _common.device(cfg.device)
+    try:  # the constant and the He copy
+        training.check_memory(cfg, device, copies=2, of="models")
+    except training.NotEnoughMemory as e:
+        return _common.error(e)
+    train_set, test_set = _common.splits_for(cfg, device)
     try:
         history = run_symmetry(
             cfg, train_set, test_set, constant=args.constant, steps=steps, every=every

@@ -110,8 +110,8 @@ def build_parser(preset: str = "default") -> argparse.ArgumentParser:
         type=_common.positive_int,
         default=1,
         metavar="N",
-        help="train data-parallel in N local processes (gloo on CPU, NCCL on CUDA); "
-        "--batch-size is the global batch, split evenly over them",
+        help="train data-parallel in N local processes (gloo on CPU, NCCL on CUDA), at most "
+        "one per CPU core or GPU; --batch-size is the global batch, split evenly over them",
     )
     p.add_argument(
         "--compile",
@@ -340,7 +340,7 @@ def check_run(cfg: training.TrainConfig, nproc: int, device: torch.device) -> No
     distributed.check_even_split(examples, cfg.batch_size, distributed.World(0, nproc))
     training.check_out(cfg)
     # processes on the CPU share its memory; on CUDA each has a GPU of its own
-    training.check_memory(cfg, device, processes=nproc if device.type == "cpu" else 1)
+    training.check_memory(cfg, device, copies=nproc if device.type == "cpu" else 1)
 
 
 def out_of_memory(e: RuntimeError) -> bool:
