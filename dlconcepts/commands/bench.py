@@ -777,8 +777,12 @@ def main(argv: list[str] | None = None) -> int:
         # the compiler's C++ toolchain probe warns about CUDA even on a CPU run
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     repeats = 1 if quick else args.repeats
+    # the dry-run policy's test split; 2048 training examples split evenly over the processes
+    # of the data-parallel section (16 batches of 128)
     sets = _common.load_splits(
-        device=device, limit_train=2048 if quick else None, limit_test=1000 if quick else None
+        device=device,
+        limit_train=2048 if quick else None,
+        limit_test=_common.DRY_RUN_EXAMPLES if quick else None,
     )
     if "activations" in args.only:
         results["activations"] = bench_activations(device, quick)
@@ -794,7 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     if "autocast" in args.only:
         results["autocast"] = bench_autocast(sets[0], device, repeats, quick)
     if "pipeline" in args.only:
-        results["pipeline"] = bench_pipeline(sets[0], device, 5 if quick else None)
+        results["pipeline"] = bench_pipeline(
+            sets[0], device, _common.DRY_RUN_STEPS if quick else None
+        )
     if "time-to-98" in args.only and not quick:
         results["time-to-98"] = bench_time_to_98(device, args.preset, sets)
     if "data-parallel" in args.only:
