@@ -10,12 +10,22 @@ The library, one module per concept:
 - ``dlconcepts.init``         zero, random, Xavier and He initialization (and, re-exported
   from ``dlconcepts.init_extra``, the rest of ``torch.nn.init``)
 
-and around them: ``names`` (the concepts' names, without torch), ``data`` (MNIST as
-in-memory tensors, cut into batches) and ``data_files`` (the raw files, proven by SHA-256),
-``training`` (the loop, evaluation, checkpoints) and ``choices`` (a run's settings),
-``proofs`` (the gradcheck registry), ``experiments`` and ``figures`` (the initialization
-experiments and their pictures). The ``dlconcepts`` commands live in
-``dlconcepts.commands``, one module each.
+and around them:
+
+- ``dlconcepts.names``        the concepts' names and MNIST's shape, without torch
+- ``dlconcepts.data``         MNIST as in-memory tensors, cut into batches, and
+  ``dlconcepts.data_files`` the raw files, proven by SHA-256
+- ``dlconcepts.training``     the loop, evaluation, checkpoints; ``dlconcepts.choices`` a
+  run's settings; ``dlconcepts.distributed`` data-parallel training over processes
+- ``dlconcepts.proofs``       the gradcheck registry; ``dlconcepts.testing`` the same proofs
+  run on a learner's own Function; ``dlconcepts.exercises`` the starter files to write one
+- ``dlconcepts.autograd_graph``  the autograd graph of a computation, as Graphviz DOT text
+- ``dlconcepts.experiments``  the initialization experiments, and ``dlconcepts.figures``
+  their pictures
+- ``dlconcepts._checks``      the one message style for bad input
+
+The ``dlconcepts`` command (``dlconcepts.cli``, or ``python -m dlconcepts``) runs the
+commands of ``dlconcepts.commands``, one module each.
 
 ``import dlconcepts`` alone imports nothing else (not even torch): ``dlconcepts.layers`` and
 the others are imported the first time they are used, so ``dlconcepts --help`` is instant.

@@ -30,6 +30,8 @@ from dlconcepts.names import (
     NUM_CLASSES,
     NUM_FEATURES,
     SCHEMES,
+    TEST_EXAMPLES,
+    TRAIN_EXAMPLES,
 )
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "SIGNALS_BATCH",
     "SIGNALS_DRY_RUN_BATCH",
     "STUDY",
+    "TEST_EXAMPLES",
+    "TRAIN_EXAMPLES",
     "TrainConfig",
 ]
 
@@ -91,7 +95,7 @@ class TrainConfig:
     limit_test: int | None = None
     max_steps: int | None = None  # stop each epoch after this many batches (--dry-run)
     progress: bool = True
-    compile: bool = False  # torch.compile the model for the training steps (see the README)
+    compile: bool = False  # torch.compile the model for the training steps (docs/compiling.md)
     amp: bool = False  # autocast the training steps to 16 bits (training.precision_for)
 
     def __post_init__(self) -> None:
@@ -171,7 +175,7 @@ def _not_positive_int(value: object) -> bool:
     return isinstance(value, bool) or not isinstance(value, int) or value < 1
 
 
-# Tuned recipes (plain MLPs: no convolution, no data augmentation); figures in the README.
+# Tuned recipes (plain MLPs: no convolution, no data augmentation); figures in docs/training.md.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # the quickest way to 98% test accuracy here: one wide layer, bigger batches, higher lr

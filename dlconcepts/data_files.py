@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dlconcepts._checks import invalid, one_of
-from dlconcepts.names import DATASETS, IMAGE_SIDE
+from dlconcepts.names import DATASETS, IMAGE_SIDE, TEST_EXAMPLES, TRAIN_EXAMPLES
 
 if TYPE_CHECKING:
     from torchvision.datasets import MNIST
@@ -64,7 +64,7 @@ bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9  train-labels-i
 }
 
 # Number of examples per split; MNIST and Fashion-MNIST have the same layout.
-_COUNTS = {"train": 60_000, "t10k": 10_000}
+_COUNTS = {"train": TRAIN_EXAMPLES, "t10k": TEST_EXAMPLES}
 
 # IDX magic numbers: 0x08 (unsigned bytes) then the number of dimensions.
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x0803, 0x0801

@@ -35,13 +35,6 @@ Inits = Mapping[str, Mapping[str, Any]]
 
 # The study's recipe, the same for every cell (defined in choices, for the commands' --help)
 STUDY = choices.STUDY
-# what a --dry-run of the grid trains: 1 epoch of 5 batches on the first 1000 examples
-STUDY_DRY_RUN: dict[str, Any] = {
-    "epochs": 1,
-    "max_steps": 5,
-    "limit_train": 1000,
-    "limit_test": 1000,
-}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-r"""The pictures of the README, drawn from what the experiments measured.
+r"""The pictures of the docs (``docs/img``), drawn from what the experiments measured.
 
 ============================ ======================================================================
 function                     picture

@@ -17,6 +17,8 @@ __all__ = [
     "NUM_CLASSES",
     "NUM_FEATURES",
     "SCHEMES",
+    "TEST_EXAMPLES",
+    "TRAIN_EXAMPLES",
 ]
 
 ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu")  # activations.ACTIVATIONS' keys
@@ -27,3 +29,5 @@ DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist")  # data.DATASETS
 IMAGE_SIDE = 28  # MNIST and Fashion-MNIST images are IMAGE_SIDE x IMAGE_SIDE pixels
 NUM_FEATURES = IMAGE_SIDE * IMAGE_SIDE  # one input per pixel
 NUM_CLASSES = 10
+TRAIN_EXAMPLES = 60_000  # examples in the training split (both datasets)
+TEST_EXAMPLES = 10_000  # examples in the test split (both datasets)

@@ -1,6 +1,6 @@
 """The documentation site, built once per test session for the tests that read it.
 
-``site()`` runs the README's build command (``sphinx-build -W``: a warning is an error) into a
+``site()`` runs the docs' build command (``sphinx-build -W``: a warning is an error) into a
 temporary folder the first time it is called and returns that folder; a failed build fails
 every test that asks for it, with sphinx-build's last lines. Without the ``docs`` extra it
 skips them, saying what to install.

@@ -14,8 +14,8 @@ import pytest
 import torch
 from command_line import REPO
 
-from dlconcepts import cli
-from dlconcepts.commands import _common
+from dlconcepts import choices, cli
+from dlconcepts.commands import _common, train
 
 
 def run(command_line: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -233,3 +233,51 @@ def test_a_lazy_import_runs_on_first_use(tmp_path: Path, monkeypatch: pytest.Mon
     assert "RAN" not in object.__getattribute__(lazy_example, "__dict__")  # bound, not run
     assert lazy_example.RAN  # the first use runs it
     assert not any(isinstance(f, _common._LazyFinder) for f in sys.meta_path)
+
+
+def test_a_dry_run_is_one_epoch_of_a_few_batches_on_a_few_examples() -> None:
+    dry = _common.dry_run(choices.TrainConfig(epochs=7))
+    assert (dry.epochs, dry.max_steps) == (1, _common.DRY_RUN_STEPS)
+    assert dry.limit_train == dry.limit_test == _common.DRY_RUN_EXAMPLES
+    # fewer examples, where --limit-train or --limit-test asks for fewer, are kept
+    fewer = _common.dry_run(choices.TrainConfig(limit_train=640, limit_test=100_000))
+    assert (fewer.limit_train, fewer.limit_test) == (640, _common.DRY_RUN_EXAMPLES)
+
+
+class DryRunAsked(Exception):
+    """Raised by the stand-in for _common.dry_run: the command asked the one policy."""
+
+
+# every command that trains, with --dry-run: it must cut its run through _common.dry_run
+DRY_RUNS = ["train", "compare --dtypes float32", "study", "symmetry", "plot curves"]
+
+
+@pytest.mark.parametrize("command_line", DRY_RUNS)
+def test_every_dry_run_is_the_one_policy(
+    command_line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def asked(cfg: choices.TrainConfig) -> choices.TrainConfig:
+        raise DryRunAsked
+
+    monkeypatch.setattr(_common, "dry_run", asked)
+    monkeypatch.chdir(tmp_path)  # plot curves: no study saved here
+    name, *argv = command_line.split()
+    module = importlib.import_module(cli.COMMANDS[name][0])
+    with pytest.raises(DryRunAsked):
+        module.main([*argv, "--dry-run"])
+
+
+def test_train_dry_run_is_the_run_without_it_cut_down() -> None:
+    argv = ["--hidden", "32,16", "--epochs", "3", "--limit-train", "640"]
+    dry = train.parse_args([*argv, "--dry-run"])[0]
+    assert dry == _common.dry_run(train.parse_args(argv)[0])
+
+
+def test_a_commands_run_is_what_its_shared_options_set() -> None:
+    """Each shared option's dest is the TrainConfig field it sets; nothing else is taken."""
+    args = argparse.Namespace(batch_size=64, lr=0.1, out="figures", activations=("relu",))
+    cfg = _common.train_config(args, choices.STUDY, progress=False)
+    assert (cfg.batch_size, cfg.lr, cfg.progress) == (64, 0.1, False)
+    assert (cfg.out, cfg.hidden, cfg.activation) == (None, choices.STUDY.hidden, "relu")
+    dry = _common.train_config(argparse.Namespace(epochs=9, dry_run=True))
+    assert dry == _common.dry_run(choices.TrainConfig(epochs=9))

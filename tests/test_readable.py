@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import unicodedata
 from pathlib import Path
 
 import pytest
 import torch
 
+import dlconcepts
 from dlconcepts import activations, backprop, init, init_extra, layers, losses
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dlconcepts"
@@ -129,34 +131,27 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def lazy_import(node: ast.AST) -> bool:
-    """``lazy("module")`` (``_common.lazy``): an import that runs on first use."""
-    return (
-        isinstance(node, ast.Call)
-        and (getattr(node.func, "attr", None) == "lazy" or getattr(node.func, "id", None) == "lazy")
-        and len(node.args) == 1
-        and isinstance(node.args[0], ast.Constant)
-        and isinstance(node.args[0].value, str)
-    )
+def imports_of(source: str) -> set[str]:
+    """Every module ``source`` imports, anywhere in it: at the top, inside a function, or
+    inside ``with _common.lazy_imports():`` (an import that runs on first use is an import)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            # "from dlconcepts import data" imports the module dlconcepts.data
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
 
 
 def package_imports() -> dict[str, set[str]]:
     """Every module of the package -> the package modules it imports (anywhere in it)."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                found.add(node.module)
-                # "from dlconcepts import data" imports the module dlconcepts.data
-                found |= {f"{node.module}.{a.name}" for a in node.names}
-            elif lazy_import(node):  # training = _common.lazy("dlconcepts.training")
-                found.add(node.args[0].value)  # type: ignore[attr-defined]
-        graph[name] = {m for m in found if m in modules and m != name}
-    return graph
+    return {
+        name: {m for m in imports_of(path.read_text()) if m in modules and m != name}
+        for name, path in modules.items()
+    }
 
 
 def is_command(name: str) -> bool:
@@ -208,14 +203,11 @@ def test_no_import_cycles() -> None:
 
 
 def test_a_lazy_import_counts_as_an_import() -> None:  # negative control
-    (call,) = [
-        n
-        for n in ast.walk(ast.parse('m = _common.lazy("dlconcepts.commands.train")'))
-        if isinstance(n, ast.Call)
-    ]
-    assert lazy_import(call) and call.args[0].value == "dlconcepts.commands.train"
-    graph = package_imports()
-    assert "dlconcepts.training" in graph["dlconcepts.commands.train"]
+    lazy = "with _common.lazy_imports():\n    import torch\n    from dlconcepts import training\n"
+    assert imports_of(lazy) == {"torch", "dlconcepts", "dlconcepts.training"}
+    assert imports_of("with open(path) as f:\n    training = f.read()\n") == set()
+    # train imports the library only lazily: the graph still has the edge
+    assert "dlconcepts.training" in package_imports()["dlconcepts.commands.train"]
 
 
 def test_the_cycle_search_finds_a_cycle() -> None:  # negative control
@@ -315,3 +307,15 @@ def test_the_docstring_scan_sees_a_tab() -> None:  # negative control
         docstring_control_characters(plain.replace('"""N', 'r"""N')) == []
     )  # a raw one keeps \text
     assert docstring_control_characters('"""A\n\x07bell"""') == ["2: '\\x07'"]
+
+
+def test_the_package_docstring_names_every_module() -> None:
+    """``dlconcepts/__init__.py`` is the map of the package: no module left off it."""
+    doc = dlconcepts.__doc__ or ""
+    top = {module_name(p) for p in PACKAGE.glob("*.py")} | {
+        module_name(p.parent) for p in PACKAGE.glob("*/__init__.py")
+    }
+    named = set(re.findall(r"``(dlconcepts(?:\.\w+)?)``", doc))
+    missing = sorted(top - named - {"dlconcepts", "dlconcepts.__main__"})
+    assert not missing, f"modules the package docstring does not name: {missing}"
+    assert not named - top, f"named but not modules: {sorted(named - top)}"

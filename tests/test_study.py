@@ -102,6 +102,7 @@ def test_dry_run_writes_into_runs_study_of_the_current_directory(
         (["--limit-train", "0"], "'0'"),
         (["--limit-test", "x"], "'x'"),
         (["--limit-train", "70000", "--inits", "he"], "70000"),  # more than the data holds
+        (["--optimizer", "adam", "--lr", "1e38"], "1e+38"),  # Adam's first step is 10·lr
         pytest.param(["--device", "cuda"], "'cuda'", marks=no_cuda),
     ],
 )

@@ -52,7 +52,7 @@ def test_dry_run_prints_table_and_explanation(capsys: pytest.CaptureFixture[str]
     assert symmetry.main(["--dry-run", "--activation", "tanh", "--constant", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "| step | const 0.5: Δ rows of W |" in out
-    assert "| 20 | 0 | 1 of 64 |" in out
+    assert "| 5 | 0 | 1 of 64 |" in out  # a row for each dry-run step
     assert "every weight = 0.5" in out and "same gradient" in out
 
 

@@ -481,7 +481,7 @@ def test_an_allocation_failure_is_one_line(
         (["--nproc", "64"], "nproc: expected at most the 2 CPU cores here, got 64"),
         (["--nproc", "2", "--batch-size", "99"], "batch_size: expected a multiple of the 2"),
         (
-            ["--nproc", "2", "--batch-size", "100", "--limit-train", "1005"],
+            ["--nproc", "2", "--batch-size", "100", "--limit-train", "905"],
             "last partial batch (5 of 100)",
         ),
     ],

@@ -105,34 +105,28 @@ if TYPE_CHECKING:  # the functions below import them when they run: --help needs
 
     from dlconcepts import data, training
 
-# torch.finfo(torch.float32).max, here without importing torch: a number option beyond it
-# would become inf in a float32 tensor
-FLOAT32_MAX = 3.4028234663852886e38
-
 
 def _bad(value: str, expected: str) -> argparse.ArgumentTypeError:
     # argparse puts "argument --NAME: " in front: the project's "name: expected ..., got ..."
     return argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, expected: str, ok: Callable[[int], bool]) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _bad(text, "a positive int") from None
-    if value < 1:
-        raise _bad(text, "a positive int")
+        raise _bad(text, expected) from None
+    if not ok(value):
+        raise _bad(text, expected)
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, "a positive int", lambda v: v > 0)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad(text, "an int >= 0") from None
-    if value < 0:
-        raise _bad(text, "an int >= 0")
-    return value
+    return _integer(text, "an int >= 0", lambda v: v >= 0)
 
 
 def _number(text: str, expected: str, ok: Callable[[float], bool]) -> float:
@@ -142,8 +136,9 @@ def _number(text: str, expected: str, ok: Callable[[float], bool]) -> float:
         raise _bad(text, expected) from None
     if not (math.isfinite(value) and ok(value)):
         raise _bad(text, expected)
-    if abs(value) > FLOAT32_MAX:
-        raise _bad(text, f"{expected} within float32's range (at most {FLOAT32_MAX:.4g})")
+    largest = choices.FLOAT_MAX["float32"]  # beyond it, a float32 tensor holds inf
+    if abs(value) > largest:
+        raise _bad(text, f"{expected} within float32's range (at most {largest:.4g})")
     return value
 
 
@@ -326,9 +321,11 @@ DEFAULTS: dict[str, Any] = {
     "dry-run": False,
 }
 
-# The one --dry-run policy: whatever a command trains, a dry run trains 1 epoch of 5 batches
-# and tests on 1000 examples, so that every line of the command runs in seconds.
-DRY_RUN: dict[str, Any] = {"epochs": 1, "max_steps": 5, "limit_train": 1000, "limit_test": 1000}
+# The one --dry-run policy: whatever a command trains, a dry run trains 1 epoch of at most
+# DRY_RUN_STEPS batches on at most DRY_RUN_EXAMPLES training and test examples (fewer where
+# --limit-train or --limit-test asks), so that every line of the command runs in seconds.
+DRY_RUN_STEPS = 5
+DRY_RUN_EXAMPLES = 1000
 
 # The initializations the experiments compare: name -> TrainConfig/MLP keywords.
 # "random" is N(0, std^2): small (0.01) vanishes through depth, large (1.0) explodes.
@@ -364,8 +361,32 @@ def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
 
 
 def dry_run(cfg: choices.TrainConfig) -> choices.TrainConfig:
-    """``cfg`` cut down as :data:`DRY_RUN` says."""
-    return dataclasses.replace(cfg, **DRY_RUN)
+    """``cfg`` cut down as the one ``--dry-run`` policy says: 1 epoch of at most
+    :data:`DRY_RUN_STEPS` batches, at most :data:`DRY_RUN_EXAMPLES` examples of each split."""
+    return dataclasses.replace(
+        cfg,
+        epochs=1,
+        max_steps=DRY_RUN_STEPS,
+        limit_train=min(cfg.limit_train or DRY_RUN_EXAMPLES, DRY_RUN_EXAMPLES),
+        limit_test=min(cfg.limit_test or DRY_RUN_EXAMPLES, DRY_RUN_EXAMPLES),
+    )
+
+
+def train_config(
+    args: argparse.Namespace, base: choices.TrainConfig | None = None, **fixed: Any
+) -> choices.TrainConfig:
+    """``base`` (the training defaults if None) with what the shared options in ``args`` set
+    (an option's dest is the field it sets: ``--batch-size`` sets ``batch_size``) and the
+    command's ``fixed`` fields, cut down by the one policy under ``--dry-run``. A combination
+    that ``TrainConfig`` refuses (Adam's 10·lr beyond the dtype's range) raises ValueError."""
+    fields = {f.name for f in dataclasses.fields(choices.TrainConfig)}
+    given = {
+        dest: getattr(args, dest)
+        for dest in (name.replace("-", "_") for name in OPTIONS)
+        if dest in fields and hasattr(args, dest)
+    }
+    cfg = dataclasses.replace(base or choices.TrainConfig(), **given, **fixed)
+    return dry_run(cfg) if getattr(args, "dry_run", False) else cfg
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -131,22 +131,7 @@ def base_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tr
     """The run every pair shares (in the first of ``--dtypes``); what only a combination of
     options rules out (an ``--lr`` beyond one dtype's range) is refused as a bad option."""
     try:
-        base = training.TrainConfig(
-            hidden=args.hidden,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            schedule="constant",
-            seed=args.seed,
-            device=args.device,
-            data_dir=args.data_dir,
-            limit_train=1000 if args.dry_run else args.limit_train,
-            limit_test=1000 if args.dry_run else None,
-            max_steps=5 if args.dry_run else None,
-            progress=False,
-            dtype=args.dtypes[0],
-        )
+        base = _common.train_config(args, schedule="constant", progress=False, dtype=args.dtypes[0])
         for dtype in args.dtypes[1:]:
             dataclasses.replace(base, dtype=dtype)
     except ValueError as e:

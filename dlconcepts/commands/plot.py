@@ -1,4 +1,4 @@
-r"""``dlconcepts plot WHAT``: draw the README's pictures (needs the 'plot' extra).
+r"""``dlconcepts plot WHAT``: draw the docs' pictures (needs the 'plot' extra).
 
 ========================= ==================================================================
 WHAT                      picture
@@ -22,7 +22,7 @@ The pictures go into ``--out``, ``runs/plot`` under the current directory by def
 looked for in the ``--results`` folders (their default outputs, ``runs/study`` and
 ``runs/signals``). Signals without a ``signals.json`` are measured here (a second or two);
 a study without a ``results.json`` is trained here only with ``--dry-run`` (a tiny grid),
-since the real one takes minutes. The README's pictures are
+since the real one takes minutes. The docs' pictures are
 ``dlconcepts plot all --results docs/results --out docs/img``.
 """
 
@@ -89,12 +89,7 @@ def study_results(args: argparse.Namespace) -> dict[str, Any]:
             "or pass --results DIR"
         )
     print("curves: no results.json saved; training a tiny study grid here (--dry-run)")
-    cfg = dataclasses.replace(
-        _common.dry_run(experiments.STUDY),
-        seed=args.seed,
-        device=args.device,
-        data_dir=args.data_dir,
-    )
+    cfg = _common.train_config(args, experiments.STUDY)
     runs = experiments.run_study(
         cfg, tuple(activations.ACTIVATIONS), _common.INITS, [cfg.seed], *splits(cfg), progress=False
     )
@@ -124,15 +119,7 @@ def worst_digits(args: argparse.Namespace, path: Path) -> Path:
         losses, predictions = training.evaluate(model, test_set, training.cost_fn(cfg.impl))
     else:
         # the main job's model (784-800-10, ReLU + He, Adam), trained briefly
-        cfg = training.TrainConfig(
-            epochs=args.epochs,
-            seed=args.seed,
-            device=args.device,
-            data_dir=args.data_dir,
-            progress=False,
-        )
-        if args.dry_run:
-            cfg = _common.dry_run(cfg)
+        cfg = _common.train_config(args, progress=False)
         train_set, test_set = splits(cfg)
         result = training.fit(cfg, train_set, test_set)
         assert result.test_losses is not None and result.test_predictions is not None

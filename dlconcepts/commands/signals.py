@@ -25,7 +25,7 @@ init keeps its gradients from shrinking. With zero init every activation of a la
 same number (std 0) and every gradient is 0: the output layer's zero weights stop them.
 
 It writes ``signals.md``, ``signals.json`` and ``signals.png`` into ``--out``,
-``runs/signals`` by default; ``--out docs/results --img docs/img`` regenerates the README's.
+``runs/signals`` by default; ``--out docs/results --img docs/img`` regenerates the docs'.
 """
 
 from __future__ import annotations

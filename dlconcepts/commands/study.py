@@ -41,7 +41,7 @@ of a badly scaled initialization; a decaying schedule would mix the schedule int
 comparison of the first-epoch accuracies.)
 
 It writes ``study.md`` and ``results.json`` (every run's per-epoch history) into ``--out``,
-``runs/study`` by default; ``--out docs/results`` regenerates the README's table.
+``runs/study`` by default; ``--out docs/results`` regenerates the table the docs show.
 """
 
 from __future__ import annotations
@@ -222,22 +222,12 @@ Per-epoch histories of every run are in `results.json` (`dlconcepts plot curves`
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    base = dataclasses.replace(
-        experiments.STUDY,
-        hidden=args.hidden,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        device=args.device,
-        data_dir=args.data_dir,
-        limit_train=args.limit_train,
-        limit_test=args.limit_test,
-    )
-    if args.dry_run:
-        base = _common.dry_run(base)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        base = _common.train_config(args, experiments.STUDY)
+    except ValueError as e:  # Adam's first step (10·lr) beyond float32's range
+        parser.error(str(e))
     device = _common.device(base.device)
     train_set, test_set = _common.splits_for(base, device)
     inits = {name: _common.INITS[name] for name in args.inits}

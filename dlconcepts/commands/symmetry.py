@@ -249,26 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cfg = training.TrainConfig(
-            activation=args.activation,
-            hidden=args.hidden,
-            batch_size=args.batch_size,
-            optimizer="sgd",
-            lr=args.lr,
-            schedule="constant",
-            seed=args.seed,
-            device=args.device,
-            data_dir=args.data_dir,
-            limit_train=args.limit_train,
-            limit_test=args.limit_test,
-            progress=False,
-        )
+        cfg = _common.train_config(args, optimizer="sgd", schedule="constant", progress=False)
     except ValueError as e:  # an --lr beyond float32's range
         parser.error(str(e))
     steps, every = args.steps, args.every
-    if args.dry_run:  # 20 steps on 1000 examples
-        cfg = dataclasses.replace(cfg, limit_train=1000, limit_test=1000)
-        steps, every = 20, 5
+    if args.dry_run:  # a row after each of the dry run's few steps
+        steps, every = cfg.max_steps, 1
     device = _common.device(cfg.device)
     try:  # the constant and the He copy
         training.check_memory(cfg, device, copies=2, of="models")

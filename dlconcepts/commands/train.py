@@ -21,7 +21,6 @@ the ``--out`` folder, the memory the model needs, the processes the machine has.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import logging
 import os
@@ -38,9 +37,6 @@ with _common.lazy_imports():
     import tqdm
 
     from dlconcepts import distributed, testing, training
-
-# training examples in MNIST and in Fashion-MNIST: what a run without --limit-train splits
-TRAIN_EXAMPLES = 60_000
 
 
 def preset_option() -> argparse.ArgumentParser:
@@ -182,7 +178,7 @@ def parse_args(
     except ValueError as e:  # what only a combination of options can get wrong (--resume)
         parser.error(str(e))
     if dry_run:
-        cfg = dataclasses.replace(cfg, epochs=1, max_steps=5, limit_test=cfg.limit_test or 1000)
+        cfg = _common.dry_run(cfg)
     return cfg, tensorboard, log_every, nproc, yours
 
 
@@ -336,7 +332,7 @@ def check_run(cfg: training.TrainConfig, nproc: int, device: torch.device) -> No
     available, what = available_processes(device)
     if nproc > available:
         raise ValueError(f"nproc: expected at most the {available} {what} here, got {nproc}")
-    examples = min(cfg.limit_train or TRAIN_EXAMPLES, TRAIN_EXAMPLES)
+    examples = min(cfg.limit_train or choices.TRAIN_EXAMPLES, choices.TRAIN_EXAMPLES)
     distributed.check_even_split(examples, cfg.batch_size, distributed.World(0, nproc))
     training.check_out(cfg)
     # processes on the CPU share its memory; on CUDA each has a GPU of its own
