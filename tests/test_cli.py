@@ -213,6 +213,14 @@ def test_an_error_is_one_line_of_plain_text(capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().err == "error: dot: Error: syntax error in line 1\n"
 
 
+def test_an_error_keeps_its_indented_fix_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A data error is the error, then an indented line that says how to fix it."""
+    assert _common.error("f.gz: expected the file, got 'no such file'\n  to fix: clone") == 1
+    assert capsys.readouterr().err == (
+        "error: f.gz: expected the file, got 'no such file'\n  to fix: clone\n"
+    )
+
+
 def test_an_output_path_is_checked_without_creating_anything(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     assert _common.unwritable(tmp_path / "new" / "deeper", folder=True) is None

@@ -515,10 +515,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def error(message: object) -> int:
-    """Print ``error: message`` on stderr, as one line of plain text; the exit status of a
-    failed run."""
+    """Print ``error: message`` on stderr as plain text; the exit status of a failed run.
+
+    A captured tool's colour codes and line breaks are removed, so its message reads as one
+    line; an indented line (the ``  to fix: ...`` that a data error adds) stays a line of its
+    own, the one place a message has two.
+    """
     text = _ANSI.sub("", str(message))
-    print(f"error: {' '.join(text.split())}", file=sys.stderr)
+    lines = [" ".join(part.split()) for part in re.split(r"\n(?=[ \t]+\S)", text)]
+    print("error: " + "\n  ".join(lines), file=sys.stderr)
     return 1
 
 
