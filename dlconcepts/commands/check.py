@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({bp.name}: the largest difference from autograd, relative)")
     print("\nThe multivariable chain rule (derivatives along several paths add up):")
     print(backprop.chain_rule_paths())
-    ok = all(r.ok for r in rows) and bp.grad_diff < 1e-10
+    ok = all(r.ok for r in rows) and bp.grad_diff < proofs.TOLERANCE
     print(f"\n{'all checks passed' if ok else 'SOME CHECKS FAILED'} (float64, device {device})")
     return 0 if ok else 1
 
