@@ -366,6 +366,19 @@ def explain(exc: BaseException, files: set[str] = frozenset()) -> str:  # type: 
     return f"{_display(f.filename)}:{f.lineno} in {f.name}: {message}"
 
 
+def _where(exc: BaseException, files: set[str], name: str) -> str:
+    """:func:`explain`, naming ``name`` where no frame of ``files`` says where (a Function
+    called with the wrong arguments fails inside PyTorch)."""
+    return explain(exc, files) if _raised_in(exc, files) else f"{name}: {explain(exc, files)}"
+
+
+def _raised_in(exc: BaseException, files: set[str]) -> bool:
+    """Whether ``exc``'s traceback goes through one of ``files``."""
+    return any(
+        os.path.abspath(f.filename) in files for f in traceback.extract_tb(exc.__traceback__)
+    )
+
+
 def _changed(args: tuple[Any, ...], before: dict[int, Tensor], names: tuple[str, ...]) -> list[str]:
     """The names of the inputs that are no longer what ``before`` kept of them."""
     return [names[i] for i, b in before.items() if not torch.equal(args[i].detach(), b)]
@@ -922,16 +935,17 @@ def _check_backprop(fn: object, files: set[str], device: torch.device, seed: int
 # --- loading a learner's function, and training with it -----------------------------------------
 
 
-def load(spec: str) -> object:
+def load(spec: str, option: str = "--function") -> object:
     """The object ``spec`` names: ``FILE.py:NAME`` (a file anywhere) or ``module:NAME`` (an
-    importable module). A file that fails to run raises ``ValueError`` naming its line."""
+    importable module). A file that fails to run raises ``ValueError`` naming its line; a
+    bad ``spec``, one naming ``option``, the command-line option it came from."""
     where, sep, name = spec.rpartition(":")
     if not sep or not where or not name.isidentifier():
-        raise invalid("function", spec, "FILE.py:NAME or module:NAME")
+        raise invalid(option, spec, "FILE.py:NAME or module:NAME")
     if where.endswith(".py"):
         path = Path(where)
         if not path.is_file():
-            raise invalid("function", spec, f"FILE.py:NAME with an existing file ({where} is not)")
+            raise invalid(option, spec, f"FILE.py:NAME with an existing file ({where} is not)")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
         try:
@@ -944,10 +958,10 @@ def load(spec: str) -> object:
         try:
             module = importlib.import_module(where)
         except ImportError:
-            raise invalid("function", spec, f"an importable module ({where} is not)") from None
+            raise invalid(option, spec, f"an importable module ({where} is not)") from None
     if not hasattr(module, name):
         defined = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_")]
-        raise invalid("function", spec, f"a name {where} defines: {', '.join(defined)}")
+        raise invalid(option, spec, f"a name {where} defines: {', '.join(defined)}")
     return getattr(module, name)
 
 
@@ -957,25 +971,40 @@ def matching_activation(fn: object) -> str | None:
     call = _caller(fn)
     x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
     for name in activations.ACTIVATIONS:
-        try:
-            with torch.no_grad():
-                got = call(x.clone())
-        except Exception:
-            return None
+        with torch.no_grad():
+            got = call(x.clone())
         if differs("", got, PIECES[name].reference(x), *TOLERANCES[torch.float64]) is None:
             return name
     return None
 
 
+class LearnerError(Exception):
+    """An exception raised by calling a learner's code, as one line: its file:line and message."""
+
+
+def learner_error(exc: BaseException, spec: str) -> str | None:
+    """``exc`` in one line when it came from the learner's code that ``spec`` names (a
+    :class:`LearnerError`, or a traceback through its file): where, and its message; None when
+    it came from elsewhere (a bug of the project's keeps its traceback)."""
+    if isinstance(exc, LearnerError):
+        return str(exc)
+    files = _source_files(load(spec, "--activation"))
+    return explain(exc, files) if _raised_in(exc, files) else None
+
+
 class Activation(torch.nn.Module):
-    """A learner's activation (a Function or a callable) as a layer of an MLP."""
+    """A learner's activation (a Function or a callable) as a layer of an MLP; what calling
+    it raises becomes a :class:`LearnerError`."""
 
     def __init__(self, fn: object, name: str) -> None:
         super().__init__()
-        self.call, self.name = _caller(fn), name
+        self.call, self.name, self.files = _caller(fn), name, _source_files(fn)
 
     def forward(self, input: Tensor) -> Tensor:
-        return self.call(input)
+        try:
+            return self.call(input)
+        except Exception as e:
+            raise LearnerError(_where(e, self.files, self.name)) from e
 
     def extra_repr(self) -> str:
         return self.name
@@ -992,8 +1021,16 @@ def check_activation(spec: str) -> tuple[object, str, str | None]:
     """``dlconcepts train --activation FILE.py:NAME``: the learner's activation, the built-in
     it stands for (whose name sets the initialization's gain), and one warning line when its
     required checks against that built-in fail (None when they pass)."""
-    fn = load(spec)
-    name = matching_activation(fn)
+    fn = load(spec, "--activation")
+    try:
+        name = matching_activation(fn)
+    except Exception as e:
+        return (
+            fn,
+            "relu",
+            f"warning: {spec} raised on a random input ({_where(e, _source_files(fn), spec)}); "
+            "training with it anyway",
+        )
     if name is None:
         listed = ", ".join(activations.ACTIVATIONS)
         return (
@@ -1026,7 +1063,7 @@ class UseActivation(training.Callback):
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
-        self.fn = load(spec)  # again in each process of a data-parallel run
+        self.fn = load(spec, "--activation")  # again in each process of a data-parallel run
 
     def start(self, loop: training.Loop) -> None:
         use_activation(loop.model, self.fn, self.spec)
