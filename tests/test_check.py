@@ -249,3 +249,5 @@ def test_the_failing_check_in_the_docs_prints_as_shown(
     (here / "mine" / "sigmoid.py").write_text(source)
     assert check.main(command.split()[3:]) == 1
     assert capsys.readouterr().out == expected
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"```text\n{shown}```" in readme  # the README shows the same table
