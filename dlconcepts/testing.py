@@ -26,7 +26,9 @@ input with a bias, a loss with its mean reduction and, for ``cross_entropy``, cl
 - ``backward vs finite differences``: :func:`torch.autograd.gradcheck`, in float64;
 - ``backward vs PyTorch``: the gradient equals PyTorch's for a random incoming gradient
   (float64, the forward's tolerances: tighter than ``gradcheck``'s, which a derivative that
-  is only nearly right gets through), on every input of the basic form;
+  is only nearly right gets through), on every input of the basic form and on the edge
+  values: finite where PyTorch's is (``e^{-x} / (1 + e^{-x})^2`` is NaN at x = -1000), and
+  ReLU's 0 at exactly 0;
 - ``inputs unmodified``: forward and backward leave the inputs and ``grad_output`` as they were;
 - ``gradient shapes``: each gradient ``backward`` returns has its input's shape (autograd
   would otherwise sum a gradient of shape (N, k) into a bias of shape (k,) without a word).
@@ -237,6 +239,8 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.float16: (1e-2, 1e-3),
     torch.bfloat16: (5e-2, 1e-2),
 }
+GRADCHECK_TOLERANCES = (1e-3, 1e-5)
+"""(rtol, atol) of :func:`torch.autograd.gradcheck`, for where a gradient differs from it."""
 
 FORWARD = "forward"
 GRADCHECK = "backward vs finite differences"
@@ -362,6 +366,19 @@ def explain(exc: BaseException, files: set[str] = frozenset()) -> str:  # type: 
     return f"{_display(f.filename)}:{f.lineno} in {f.name}: {message}"
 
 
+def _where(exc: BaseException, files: set[str], name: str) -> str:
+    """:func:`explain`, naming ``name`` where no frame of ``files`` says where (a Function
+    called with the wrong arguments fails inside PyTorch)."""
+    return explain(exc, files) if _raised_in(exc, files) else f"{name}: {explain(exc, files)}"
+
+
+def _raised_in(exc: BaseException, files: set[str]) -> bool:
+    """Whether ``exc``'s traceback goes through one of ``files``."""
+    return any(
+        os.path.abspath(f.filename) in files for f in traceback.extract_tb(exc.__traceback__)
+    )
+
+
 def _changed(args: tuple[Any, ...], before: dict[int, Tensor], names: tuple[str, ...]) -> list[str]:
     """The names of the inputs that are no longer what ``before`` kept of them."""
     return [names[i] for i, b in before.items() if not torch.equal(args[i].detach(), b)]
@@ -396,6 +413,29 @@ def _vjp(
     out = f(*args, **kwargs)
     diff = [args[i] for i in _differentiable(args)]
     return torch.autograd.grad(out, diff, v, allow_unused=True)
+
+
+def _finite_differences(
+    f: Callable[..., Tensor], args: tuple[Any, ...], v: Tensor, eps: float = 1e-6
+) -> tuple[Tensor, ...]:
+    """What finite differences of ``f`` say the gradients are, for the incoming gradient ``v``:
+    for each element of each input requiring grad, the central difference
+    ``((f(a + eps) - f(a - eps)) · v) / (2 eps)``, gradcheck's own estimate and ``eps``."""
+    grads = []
+    with torch.no_grad():
+        for i in _differentiable(args):
+            a = args[i].detach().contiguous()
+            grad = torch.zeros_like(a)
+            for j in range(a.numel()):
+                sides = []
+                for step in (eps, -eps):
+                    moved = a.clone()
+                    moved.view(-1)[j] += step
+                    out = f(*args[:i], moved, *args[i + 1 :])
+                    sides.append((out * v).sum())
+                grad.view(-1)[j] = (sides[0] - sides[1]) / (2 * eps)
+            grads.append(grad)
+    return tuple(grads)
 
 
 def _number(t: Tensor) -> str:
@@ -489,20 +529,41 @@ class _Run:
         try:
             torch.autograd.gradcheck(lambda *a: self.call(*a, **form.kwargs), args)
         except GradcheckError as e:
-            return "fail", self._gradcheck_message(e, args)
+            return "fail", self._gradcheck_message(e, form)
         return "pass", f"gradcheck, float64, {form.label}"
 
-    def _gradcheck_message(self, e: GradcheckError, args: tuple[Any, ...]) -> str:
-        first = _first_line(e)
-        if first.startswith("Jacobian mismatch for output 0 with respect to input "):
-            i = int(first.rsplit(" ", 1)[1])
-            name = self.piece.arg_names[_differentiable(args)[i]]
-            return f"the gradient for {name} differs from finite differences of your forward"
-        return first.split(". ")[0]
+    def _gradcheck_message(self, e: GradcheckError, form: Form) -> str:
+        """Where the gradient first differs from finite differences of the forward, for a
+        random incoming gradient; gradcheck's own first sentence when no element does (a
+        backward that differs from itself from one call to the next)."""
+        p, args = self.piece, self.make(form)
+        v = _incoming(p.reference(*args, **form.kwargs).detach(), self.seed)
+        call = lambda *a: self.call(*a, **form.kwargs)  # noqa: E731
+        expected = _finite_differences(call, args, v)
+        got = _vjp(self.call, self.make(form), form.kwargs, v.clone())
+        if msg := self._first_difference(args, got, expected, GRADCHECK_TOLERANCES):
+            return f"{form.label}: {msg}"
+        return _first_line(e).split(". ")[0]
+
+    def _first_difference(
+        self,
+        args: tuple[Any, ...],
+        got: tuple[Tensor | None, ...],
+        expected: tuple[Tensor | None, ...],
+        tolerances: tuple[float, float],
+    ) -> str | None:
+        """The first gradient in ``got`` that differs from ``expected``: where, and by what."""
+        for i, g, e in zip(_differentiable(args), got, expected):
+            name = self.piece.arg_names[i]
+            if g is None:
+                return f"no gradient for {name}: backward returned None for it"
+            if msg := differs(f"gradient for {name}", g, e, *tolerances, x=self.x(args)):
+                return msg
+        return None
 
     def vs_pytorch(self) -> tuple[str, str]:
-        p, (rtol, atol) = self.piece, TOLERANCES[torch.float64]
-        for form in p.basic:
+        p = self.piece
+        for form in (*p.basic, p.edges):
             args = self.make(form)
             v = _incoming(p.reference(*args, **form.kwargs).detach(), self.seed)
             expected = _vjp(p.reference, args, form.kwargs, v.clone())
@@ -510,18 +571,10 @@ class _Run:
                 got = _vjp(self.call, self.make(form), form.kwargs, v.clone())
             except Exception as e:
                 return "fail", "\n".join([explain(e, self.files), *self.hints(form)])
-            for i, g, e in zip(_differentiable(args), got, expected):
-                name = p.arg_names[i]
-                msg = (
-                    f"no gradient for {name}: backward returned None for it"
-                    if g is None
-                    else differs(f"gradient for {name}", g, e, rtol, atol, x=self.x(args))
-                )
-                if msg:
-                    return "fail", "\n".join([f"{form.label}: {msg}", *self.hints(form)])
-        return "pass", "float64, a random grad_output, on " + ", ".join(
-            f.label.split(" (")[0] for f in p.basic
-        )
+            if msg := self._first_difference(args, got, expected, TOLERANCES[torch.float64]):
+                return "fail", "\n".join([f"{form.label}: {msg}", *self.hints(form)])
+        labels = ", ".join(f.label.split(" (")[0] for f in p.basic)
+        return "pass", f"float64, a random grad_output, on {labels}, edge values ±1000, ±0, tiny"
 
     def hints(self, form: Form) -> list[str]:
         """What the numbers say about a wrong gradient, on ``form``'s inputs: each hint a line."""
@@ -643,8 +696,11 @@ class _Run:
         form = self.piece.basic[0]
         try:
             torch.autograd.gradgradcheck(lambda *a: self.call(*a, **form.kwargs), self.make(form))
-        except GradcheckError as e:
-            return "info", "its backward is not differentiable (gradgradcheck): " + _first_line(e)
+        except GradcheckError:
+            return "info", (
+                "gradgradcheck failed: the backward's own derivative differs from finite "
+                "differences (expected where the backward is wrong above)"
+            )
         return "pass", "gradgradcheck, float64"
 
     def forward_ad(self) -> tuple[str, str]:
@@ -879,16 +935,17 @@ def _check_backprop(fn: object, files: set[str], device: torch.device, seed: int
 # --- loading a learner's function, and training with it -----------------------------------------
 
 
-def load(spec: str) -> object:
+def load(spec: str, option: str = "--function") -> object:
     """The object ``spec`` names: ``FILE.py:NAME`` (a file anywhere) or ``module:NAME`` (an
-    importable module). A file that fails to run raises ``ValueError`` naming its line."""
+    importable module). A file that fails to run raises ``ValueError`` naming its line; a
+    bad ``spec``, one naming ``option``, the command-line option it came from."""
     where, sep, name = spec.rpartition(":")
     if not sep or not where or not name.isidentifier():
-        raise invalid("function", spec, "FILE.py:NAME or module:NAME")
+        raise invalid(option, spec, "FILE.py:NAME or module:NAME")
     if where.endswith(".py"):
         path = Path(where)
         if not path.is_file():
-            raise invalid("function", spec, f"FILE.py:NAME with an existing file ({where} is not)")
+            raise invalid(option, spec, f"FILE.py:NAME with an existing file ({where} is not)")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
         try:
@@ -901,10 +958,10 @@ def load(spec: str) -> object:
         try:
             module = importlib.import_module(where)
         except ImportError:
-            raise invalid("function", spec, f"an importable module ({where} is not)") from None
+            raise invalid(option, spec, f"an importable module ({where} is not)") from None
     if not hasattr(module, name):
         defined = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_")]
-        raise invalid("function", spec, f"a name {where} defines: {', '.join(defined)}")
+        raise invalid(option, spec, f"a name {where} defines: {', '.join(defined)}")
     return getattr(module, name)
 
 
@@ -914,25 +971,40 @@ def matching_activation(fn: object) -> str | None:
     call = _caller(fn)
     x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
     for name in activations.ACTIVATIONS:
-        try:
-            with torch.no_grad():
-                got = call(x.clone())
-        except Exception:
-            return None
+        with torch.no_grad():
+            got = call(x.clone())
         if differs("", got, PIECES[name].reference(x), *TOLERANCES[torch.float64]) is None:
             return name
     return None
 
 
+class LearnerError(Exception):
+    """An exception raised by calling a learner's code, as one line: its file:line and message."""
+
+
+def learner_error(exc: BaseException, spec: str) -> str | None:
+    """``exc`` in one line when it came from the learner's code that ``spec`` names (a
+    :class:`LearnerError`, or a traceback through its file): where, and its message; None when
+    it came from elsewhere (a bug of the project's keeps its traceback)."""
+    if isinstance(exc, LearnerError):
+        return str(exc)
+    files = _source_files(load(spec, "--activation"))
+    return explain(exc, files) if _raised_in(exc, files) else None
+
+
 class Activation(torch.nn.Module):
-    """A learner's activation (a Function or a callable) as a layer of an MLP."""
+    """A learner's activation (a Function or a callable) as a layer of an MLP; what calling
+    it raises becomes a :class:`LearnerError`."""
 
     def __init__(self, fn: object, name: str) -> None:
         super().__init__()
-        self.call, self.name = _caller(fn), name
+        self.call, self.name, self.files = _caller(fn), name, _source_files(fn)
 
     def forward(self, input: Tensor) -> Tensor:
-        return self.call(input)
+        try:
+            return self.call(input)
+        except Exception as e:
+            raise LearnerError(_where(e, self.files, self.name)) from e
 
     def extra_repr(self) -> str:
         return self.name
@@ -949,8 +1021,16 @@ def check_activation(spec: str) -> tuple[object, str, str | None]:
     """``dlconcepts train --activation FILE.py:NAME``: the learner's activation, the built-in
     it stands for (whose name sets the initialization's gain), and one warning line when its
     required checks against that built-in fail (None when they pass)."""
-    fn = load(spec)
-    name = matching_activation(fn)
+    fn = load(spec, "--activation")
+    try:
+        name = matching_activation(fn)
+    except Exception as e:
+        return (
+            fn,
+            "relu",
+            f"warning: {spec} raised on a random input ({_where(e, _source_files(fn), spec)}); "
+            "training with it anyway",
+        )
     if name is None:
         listed = ", ".join(activations.ACTIVATIONS)
         return (
@@ -983,7 +1063,7 @@ class UseActivation(training.Callback):
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
-        self.fn = load(spec)  # again in each process of a data-parallel run
+        self.fn = load(spec, "--activation")  # again in each process of a data-parallel run
 
     def start(self, loop: training.Loop) -> None:
         use_activation(loop.model, self.fn, self.spec)

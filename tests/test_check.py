@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dlconcepts import training
-from dlconcepts.commands import check, train
+from dlconcepts.commands import check, exercise, train
 
 SIGMOID = """import torch
 
@@ -85,11 +85,11 @@ def test_an_importable_module_name_works_too(capsys: pytest.CaptureFixture[str])
         (
             "def f(x):\n    return x\n",
             "bad.py:g",
-            "error: function: expected a name bad.py defines: f",
+            "error: --function: expected a name bad.py defines: f",
         ),
-        ("", "missing.py:f", "error: function: expected FILE.py:NAME with an existing file"),
-        ("", "no_such_module:f", "error: function: expected an importable module"),
-        ("", "bad.py", "error: function: expected FILE.py:NAME or module:NAME, got 'bad.py'"),
+        ("", "missing.py:f", "error: --function: expected FILE.py:NAME with an existing file"),
+        ("", "no_such_module:f", "error: --function: expected an importable module"),
+        ("", "bad.py", "error: --function: expected FILE.py:NAME or module:NAME, got 'bad.py'"),
     ],
 )
 def test_a_function_that_does_not_load_is_one_line(
@@ -104,11 +104,21 @@ def test_a_function_that_does_not_load_is_one_line(
     assert len(err.strip().splitlines()[-1:]) == 1
 
 
-def test_function_and_against_go_together(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--function", "x.py:f"], ["--against", "relu"], ["--json", "r.json"]):
-        with pytest.raises(SystemExit) as e:
-            check.main(argv)
-        assert e.value.code == 2
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--function", "x.py:f"], "--against: expected the piece x.py:f should equal"),
+        (["--against", "relu"], "--function: expected FILE.py:NAME to go with --against, got"),
+        (["--json", "r.json"], "--function: expected FILE.py:NAME to go with --json, got"),
+    ],
+)
+def test_function_and_against_go_together(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        check.main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 ARGS = [
@@ -154,6 +164,68 @@ def test_train_with_a_wrong_sigmoid_warns_once_and_trains(
     ]
 
 
+LINEAR = """import torch
+
+
+class Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        return x @ weight.T + bias
+"""
+
+
+@pytest.mark.parametrize(
+    "source, spec, warning, error",
+    [
+        (
+            "starter",
+            "sigmoid.py:Sigmoid",
+            "warning: sigmoid.py:Sigmoid raised on a random input (sigmoid.py:{forward} in "
+            "forward: NotImplementedError: forward: your code here); training with it anyway",
+            "error: sigmoid.py:{forward} in forward: NotImplementedError: forward: your code here",
+        ),
+        (
+            "backward left to write",
+            "sigmoid.py:Sigmoid",
+            "warning: sigmoid.py:Sigmoid fails ",
+            "error: sigmoid.py:{backward} in backward: NotImplementedError: backward: your code "
+            "here",
+        ),
+        (
+            LINEAR,
+            "linear.py:Linear",
+            "warning: linear.py:Linear raised on a random input (linear.py:Linear: TypeError: ",
+            "error: linear.py:Linear: TypeError: ",
+        ),
+    ],
+    ids=["starter", "backward left to write", "a Linear as the activation"],
+)
+def test_train_with_code_that_raises_is_one_error_line_exit_1(
+    here: Path, capsys: pytest.CaptureFixture[str], source: str, spec: str, warning: str, error: str
+) -> None:
+    if source == LINEAR:
+        write(here, "linear.py", LINEAR)
+    else:
+        assert exercise.main(["sigmoid", "--out", "."]) == 0
+        text = (here / "sigmoid.py").read_text()
+        lines = text.splitlines()
+        where = {
+            part: 1 + next(i for i, line in enumerate(lines) if f'"{part}: your code' in line)
+            for part in ("forward", "backward")
+        }
+        warning, error = warning.format(**where), error.format(**where)
+        if source == "backward left to write":
+            forward = 'raise NotImplementedError("forward: your code here")'
+            (here / "sigmoid.py").write_text(text.replace(forward, "return torch.sigmoid(x)"))
+    capsys.readouterr()
+    assert train.main([*ARGS, "--activation", spec]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    first, last = err.strip().splitlines()
+    assert first.startswith(warning), first
+    assert last.startswith(error), last
+
+
 def test_train_rejects_an_activation_that_is_neither(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         train.main(["--activation", "swish"])
@@ -177,3 +249,5 @@ def test_the_failing_check_in_the_docs_prints_as_shown(
     (here / "mine" / "sigmoid.py").write_text(source)
     assert check.main(command.split()[3:]) == 1
     assert capsys.readouterr().out == expected
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"```text\n{shown}```" in readme  # the README shows the same table

@@ -289,6 +289,35 @@ class CrossEntropySum(CrossEntropy):
         return grad_output * delta, None
 
 
+class SigmoidBackwardOverflows(torch.autograd.Function):
+    """backward: e^{-x} / (1 + e^{-x})^2 is inf/inf = NaN at x = -1000; right elsewhere."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        e = torch.exp(-x)
+        return grad_output * e / (1 + e) ** 2
+
+
+class ReLUGradientOneAtZero(torch.autograd.Function):
+    """backward: 1 at x = 0, where PyTorch takes 0; right everywhere else."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad_output * (x >= 0)
+
+
 @dataclass(frozen=True)
 class Mistake:
     name: str
@@ -301,7 +330,6 @@ class Mistake:
 MISTAKES = [
     # exactly one required check each: the negative control of that check
     Mistake("forward off by 1e-3", OffsetSigmoid, "sigmoid", frozenset({FORWARD})),
-    Mistake("forward overflows at 1000", OverflowingSigmoid, "sigmoid", frozenset({FORWARD})),
     Mistake("backward not reproducible", NoisySigmoid, "sigmoid", frozenset({GRADCHECK})),
     Mistake(
         "derivative by finite differences",
@@ -362,6 +390,17 @@ MISTAKES = [
         "transposed",
     ),
     Mistake("softmax overflows", CrossEntropyNaiveSoftmax, "cross_entropy", frozenset({FORWARD})),
+    # the edge values: finite where PyTorch's are, ReLU's 0 at exactly 0
+    Mistake(
+        "forward overflows at 1000: NaN gradient too",
+        OverflowingSigmoid,
+        "sigmoid",
+        frozenset({FORWARD, VS_PYTORCH}),
+    ),
+    Mistake(
+        "backward overflows at -1000", SigmoidBackwardOverflows, "sigmoid", frozenset({VS_PYTORCH})
+    ),
+    Mistake("ReLU's gradient 1 at 0", ReLUGradientOneAtZero, "relu", frozenset({VS_PYTORCH})),
 ]
 
 
@@ -380,9 +419,54 @@ def test_every_required_check_has_a_negative_control_that_fails_it_alone() -> No
 
 
 def test_a_failing_row_names_the_input_expected_and_got() -> None:
-    report = check_function(OverflowingSigmoid, "sigmoid")
-    (row,) = [r for r in report.rows if r.status == "fail"]
-    assert row.message == "float64, edge values: output differs at x = 1000: expected 1, got nan"
+    rows = {r.check: r.message for r in check_function(OverflowingSigmoid, "sigmoid").rows}
+    assert rows[FORWARD] == "float64, edge values: output differs at x = 1000: expected 1, got nan"
+    rows = {r.check: r.message for r in check_function(SigmoidBackwardOverflows, "sigmoid").rows}
+    assert rows[VS_PYTORCH] == (
+        "edge values: gradient for x differs at x = -1000: expected 0, got nan"
+    )
+    rows = {r.check: r.message for r in check_function(ReLUGradientOneAtZero, "relu").rows}
+    assert rows[VS_PYTORCH].startswith("edge values: gradient for x differs at x = ")
+    assert rows[VS_PYTORCH].endswith(": expected 0, got 0.621317")
+
+
+@pytest.mark.parametrize(
+    "fn, against, message",
+    [
+        (
+            SigmoidIgnoringGradOutput,
+            "sigmoid",
+            "random (4, 5): gradient for x differs at x = -6.93124: expected -0.000303473, "
+            "got 0.000974888",
+        ),
+        (
+            CrossEntropyIgnoringGradOutput,
+            "cross_entropy",
+            "random (6, 10): gradient for input differs at [0, 1]: expected 0.000787661, "
+            "got 0.00046333",
+        ),
+        (
+            LinearMeanBias,
+            "linear",
+            "random x (3, 5): gradient for bias differs at [0]: expected ",
+        ),
+    ],
+)
+def test_finite_differences_name_where_the_gradient_first_differs(
+    fn: Any, against: str, message: str
+) -> None:
+    rows = {r.check: r for r in check_function(fn, against).rows}
+    assert rows[GRADCHECK].status == "fail"
+    assert rows[GRADCHECK].message.startswith(message), rows[GRADCHECK].message
+
+
+def test_double_backward_of_a_wrong_backward_says_so_in_a_learners_words() -> None:
+    rows = {r.check: r for r in check_function(SigmoidIgnoringGradOutput, "sigmoid").rows}
+    assert rows["double backward"].status == "info"
+    assert rows["double backward"].message == (
+        "gradgradcheck failed: the backward's own derivative differs from finite differences "
+        "(expected where the backward is wrong above)"
+    )
 
 
 class RaisesInBackward(ClassicSigmoid):

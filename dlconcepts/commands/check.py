@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.function is not None and args.against is None:
         parser.error(f"--against: expected the piece {args.function} should equal, got nothing")
     if args.function is None and (args.against or args.json):
-        parser.error("--function: expected FILE.py:NAME with --against and --json, got nothing")
+        given = " and ".join(
+            o for o, v in (("--against", args.against), ("--json", args.json)) if v
+        )
+        parser.error(f"--function: expected FILE.py:NAME to go with {given}, got nothing")
     device = _common.device(args.device)
     if args.function is not None:
         return check_yours(parser, args.function, args.against, device, args.json)

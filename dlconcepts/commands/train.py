@@ -371,8 +371,11 @@ def main(argv: list[str] | None = None) -> int:
         distributed.WorkerFailed,
     ) as e:
         return _common.error(e)
-    except RuntimeError as e:  # the last resort, when the estimate of check_memory fell short
-        if not out_of_memory(e):
+    except Exception as e:
+        if yours is not None and (where := testing.learner_error(e, yours)):
+            return _common.error(where)  # your activation raised: where, not a traceback
+        # the last resort, when the estimate of check_memory fell short
+        if not (isinstance(e, RuntimeError) and out_of_memory(e)):
             raise
         first_line = (str(e).strip().splitlines() or [""])[0][:300]
         return _common.error(f"out of memory: {first_line}; try a smaller --hidden or --batch-size")
