@@ -129,6 +129,25 @@ def non_negative_int(text: str) -> int:
     return _integer(text, "an int >= 0", lambda v: v >= 0)
 
 
+def int_up_to(largest: int) -> Callable[[str], int]:
+    """An argparse type for an int from 1 to ``largest`` (the examples a split holds)."""
+
+    def parse(text: str) -> int:
+        return _integer(text, f"an int from 1 to {largest}", lambda v: 1 <= v <= largest)
+
+    return parse
+
+
+# torch takes a seed below 2**64; each epoch's shuffle is seeded with seed·100,003 + epoch
+# (training.epoch_generator), so a seed stays below 2**32 for that to fit.
+SEED_MAX = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """A random seed: an int from 0 to :data:`SEED_MAX`."""
+    return _integer(text, f"an int from 0 to {SEED_MAX}", lambda v: 0 <= v <= SEED_MAX)
+
+
 def _number(text: str, expected: str, ok: Callable[[float], bool]) -> float:
     try:
         value = float(text)
@@ -154,6 +173,11 @@ def finite_float(text: str) -> float:
     return _number(text, "a finite number", lambda v: True)
 
 
+def momentum(text: str) -> float:
+    """SGD's momentum: from 0 (none) to below 1 (at 1 and beyond the steps add up, unbounded)."""
+    return _number(text, "a number from 0 to below 1", lambda v: 0 <= v < 1)
+
+
 T = TypeVar("T")
 
 
@@ -177,7 +201,7 @@ def comma_list(item: Callable[[str], T], expected: str) -> Callable[[str], tuple
 
 
 int_list = comma_list(positive_int, "positive ints like 256,128")
-seed_list = comma_list(int, "ints like 1,2,3")
+seed_list = comma_list(seed, f"ints from 0 to {SEED_MAX} like 1,2,3")
 number_list = comma_list(finite_float, "finite numbers like 0.05,0.1")
 
 
@@ -276,16 +300,29 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "batch-size": {"type": positive_int, "help": "batch size"},
     "optimizer": {"choices": choices.OPTIMIZERS, "help": "optimizer"},
     "lr": {"type": positive_float, "help": "learning rate"},
-    "momentum": {"type": non_negative_float, "help": "SGD momentum"},
-    "seed": {"type": int, "help": "random seed"},
+    "momentum": {
+        "type": momentum,
+        "action": "store_typed",
+        "help": "SGD momentum, from 0 to below 1 (Adam has none: given with --optimizer adam, "
+        "a warning says it is not used)",
+    },
+    "seed": {"type": seed, "help": f"random seed, from 0 to {SEED_MAX}"},
     "device": {
         "type": device_name,
         "help": "device: auto is CUDA where there is one, else the CPU",
     },
     "dtype": {"choices": choices.DTYPES, "help": "floating-point type"},
     "data-dir": {"help": "data folder (default: $DLCONCEPTS_DATA or the repo's data/)"},
-    "limit-train": {"type": positive_int, "help": "use only the first N training examples"},
-    "limit-test": {"type": positive_int, "help": "use only the first N test examples"},
+    "limit-train": {
+        "type": int_up_to(choices.TRAIN_EXAMPLES),
+        "metavar": "N",
+        "help": f"use only the first N training examples (at most {choices.TRAIN_EXAMPLES})",
+    },
+    "limit-test": {
+        "type": int_up_to(choices.TEST_EXAMPLES),
+        "metavar": "N",
+        "help": f"use only the first N test examples (at most {choices.TEST_EXAMPLES})",
+    },
     "mnist-index": {"type": non_negative_int, "metavar": "I", "help": "MNIST test digit I"},
     "json": {"type": out_file, "metavar": "FILE", "help": "also write the results to FILE"},
     "no-progress": {
@@ -344,6 +381,28 @@ def as_typed(default: Any) -> Any:
     return ",".join(map(str, default)) if isinstance(default, tuple) else default
 
 
+class StoreTyped(argparse.Action):
+    """``store``, noting the option in ``namespace.typed``: typed, not left at its default
+    (a default value and the same value typed look alike afterwards)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.typed = {*getattr(namespace, "typed", ()), self.dest}
+
+
+def warn_unused(args: argparse.Namespace, optimizer: str) -> None:
+    """One warning line when ``--momentum`` is typed for an optimizer that has none (Adam's
+    moving averages have their own β₁, β₂), rather than ignoring it without a word."""
+    if "momentum" in getattr(args, "typed", ()) and optimizer != "sgd":
+        print(f"warning: --momentum is not used by --optimizer {optimizer}", file=sys.stderr)
+
+
 def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
     """A parent parser holding the shared options ``names``.
 
@@ -351,6 +410,7 @@ def options(*names: str, **defaults: Any) -> argparse.ArgumentParser:
     command: argparse's parents share their actions, so one parent's defaults are its own.
     """
     parent = argparse.ArgumentParser(add_help=False)
+    parent.register("action", "store_typed", StoreTyped)
     for name in names:
         dest = name.replace("-", "_")
         default = as_typed(defaults.pop(dest, DEFAULTS[name]))
@@ -386,6 +446,7 @@ def train_config(
         if dest in fields and hasattr(args, dest)
     }
     cfg = dataclasses.replace(base or choices.TrainConfig(), **given, **fixed)
+    warn_unused(args, cfg.optimizer)
     return dry_run(cfg) if getattr(args, "dry_run", False) else cfg
 
 
@@ -525,6 +586,16 @@ def error(message: object) -> int:
     lines = [" ".join(part.split()) for part in re.split(r"\n(?=[ \t]+\S)", text)]
     print("error: " + "\n  ".join(lines), file=sys.stderr)
     return 1
+
+
+def as_option(e: Exception) -> str:
+    """A library error, ``field: expected ...``, as the command line says it: the option that
+    sets the field (``--limit-train: expected ...``); other messages as they are."""
+    field, colon, rest = str(e).partition(": ")
+    fields = {f.name for f in dataclasses.fields(choices.TrainConfig)}
+    if colon and field in fields:
+        return f"--{field.replace('_', '-')}: {rest}"
+    return str(e)
 
 
 def load_splits(

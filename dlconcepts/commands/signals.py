@@ -43,7 +43,7 @@ from dlconcepts.commands import _common
 with _common.lazy_imports():
     import torch
 
-    from dlconcepts import data, experiments, figures
+    from dlconcepts import data, experiments, figures, training
 
 
 def shown_layers(depth: int) -> list[int]:
@@ -51,8 +51,19 @@ def shown_layers(depth: int) -> list[int]:
     return sorted({1, max(1, depth // 2), depth})
 
 
+# The deepest MLP the command builds: the effects it shows grow layer by layer and are plain
+# within tens of layers (a poor init overflows float32 well before 100); a deeper one only
+# takes longer, and fills the full table with depth rows per combination.
+MAX_DEPTH = 100
+
+
 def verdict(activation: str, layers: list[dict[str, Any]]) -> str:
-    """A one-word reading of a row: zero, vanishing, exploding, saturated or stable."""
+    """A one-word reading of a row: overflowed, zero, vanishing, exploding, saturated or
+    stable. A NaN compares false with every bound, so it is looked for first: a row with an
+    inf or a NaN anywhere overflowed float32, whatever its other numbers say."""
+    stats = ("act_mean", "act_std", "grad_mean", "grad_std")
+    if any(not math.isfinite(s[key]) for s in layers for key in stats):
+        return "overflowed (inf/nan)"
     first, last = layers[0], layers[-1]
     if last["act_std"] == 0 and last["grad_std"] == 0:
         return "zero: all units equal, no gradient"
@@ -122,11 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     shared = _common.options("seed", "data-dir", "dry-run", seed=1)
     out = _common.out_option("signals", "signals.md, signals.json and signals.png")
     p = _common.parser("signals", __doc__, [_common.grid_options(), shared, out])
-    p.add_argument("--depth", type=_common.positive_int, default=10, help="hidden layers")
-    p.add_argument("--width", type=_common.positive_int, default=256, help="units per hidden layer")
+    p.add_argument(
+        "--depth",
+        type=_common.int_up_to(MAX_DEPTH),
+        default=10,
+        help=f"hidden layers (at most {MAX_DEPTH})",
+    )
+    p.add_argument(
+        "--width",
+        type=_common.positive_int,
+        default=256,
+        help="units per hidden layer (refused where the MLP would not fit in memory)",
+    )
     p.add_argument(
         "--batch",
-        type=_common.positive_int,
+        type=_common.int_up_to(choices.TRAIN_EXAMPLES),
         default=choices.SIGNALS_BATCH,
         help=f"MNIST training examples in the batch (default: {choices.SIGNALS_BATCH}; "
         f"{choices.SIGNALS_DRY_RUN_BATCH} with --dry-run)",
@@ -146,6 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     batch_size = experiments.SIGNALS_DRY_RUN_BATCH if args.dry_run else args.batch
+    # the MLP's weights, gradients and a batch's activations, as a training step has them
+    mlp = choices.TrainConfig(
+        hidden=(args.width,) * args.depth,
+        batch_size=batch_size,
+        limit_test=batch_size,
+        optimizer="sgd",
+        momentum=0,
+    )
+    try:  # before anything is allocated: the batch is loaded on the CPU, and measured there
+        training.check_memory(mlp, torch.device("cpu"))
+    except training.NotEnoughMemory as e:
+        return _common.error(str(e).replace("hidden:", "--width:", 1))
     try:
         # the first examples of the training set: a fixed, real batch
         batch = data.load("mnist", train=True, data_dir=args.data_dir, limit=batch_size)

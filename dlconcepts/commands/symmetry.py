@@ -210,6 +210,11 @@ def explain(activation: str, constant: float, history: dict[str, list[Snapshot]]
     return "\n".join(lines)
 
 
+# The most --steps: the symmetry shows in the first few hundred steps (it never breaks by
+# itself); a few thousand more show it lasting, beyond that the run only takes longer.
+MAX_STEPS = 10_000
+
+
 def build_parser() -> argparse.ArgumentParser:
     shared = _common.options(
         "hidden",
@@ -237,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the value of every initial weight (0: zero init)",
     )
     p.add_argument(
-        "--steps", type=_common.positive_int, default=300, help="SGD steps (momentum 0.9)"
+        "--steps",
+        type=_common.int_up_to(MAX_STEPS),
+        default=300,
+        help=f"SGD steps (momentum 0.9), at most {MAX_STEPS:,}",
     )
     p.add_argument(
         "--every", type=_common.positive_int, default=50, help="print a row every this many steps"
@@ -251,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = _common.train_config(args, optimizer="sgd", schedule="constant", progress=False)
     except ValueError as e:  # an --lr beyond float32's range
-        parser.error(str(e))
+        parser.error(_common.as_option(e))
     steps, every = args.steps, args.every
     if args.dry_run:  # a row after each of the dry run's few steps
         steps, every = cfg.max_steps, 1
@@ -259,14 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the constant and the He copy
         training.check_memory(cfg, device, copies=2, of="models")
     except training.NotEnoughMemory as e:
-        return _common.error(e)
+        return _common.error(_common.as_option(e))
     train_set, test_set = _common.splits_for(cfg, device)
     try:
         history = run_symmetry(
             cfg, train_set, test_set, constant=args.constant, steps=steps, every=every
         )
     except training.TrainingDiverged as e:
-        return _common.error(f"{e}: try a smaller --constant or --lr")
+        # He init is not the learner's to choose: only the rate can make its copy diverge
+        hint = "--lr" if str(e).startswith("the he copy") else "--constant or --lr"
+        return _common.error(f"{e}: try a smaller {hint}")
     print(
         f"dlconcepts symmetry: layers.MLP {'-'.join(map(str, cfg.sizes))}, {args.activation}, "
         f"every weight = {args.constant:g} vs He init; SGD lr {args.lr} momentum 0.9, batch "

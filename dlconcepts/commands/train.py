@@ -164,6 +164,7 @@ def parse_args(
     tensorboard, log_every = args.pop("tensorboard"), args.pop("log_every")
     nproc = args.pop("nproc")
     del args["preset"]
+    _common.warn_unused(argparse.Namespace(typed=args.pop("typed", ())), args["optimizer"])
     yours = args["activation"] if ":" in args["activation"] else None
     if yours is not None:
         try:
@@ -176,7 +177,7 @@ def parse_args(
     try:
         cfg = training.TrainConfig(**args)
     except ValueError as e:  # what only a combination of options can get wrong (--resume)
-        parser.error(str(e))
+        parser.error(_common.as_option(e))
     if dry_run:
         cfg = _common.dry_run(cfg)
     return cfg, tensorboard, log_every, nproc, yours
@@ -331,7 +332,7 @@ def check_run(cfg: training.TrainConfig, nproc: int, device: torch.device) -> No
     process started: ``ValueError``, ``CheckpointError`` or ``NotEnoughMemory`` if not."""
     available, what = available_processes(device)
     if nproc > available:
-        raise ValueError(f"nproc: expected at most the {available} {what} here, got {nproc}")
+        raise ValueError(f"--nproc: expected at most the {available} {what} here, got {nproc}")
     examples = min(cfg.limit_train or choices.TRAIN_EXAMPLES, choices.TRAIN_EXAMPLES)
     distributed.check_even_split(examples, cfg.batch_size, distributed.World(0, nproc))
     training.check_out(cfg)
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_run(cfg, nproc, device)
         except ValueError as e:  # an option that only this machine or the data rules out
-            return _common.error(e)
+            return _common.error(_common.as_option(e))
         if nproc > 1:
             distributed.launch(nproc, device, train_rank, (cfg, tensorboard, log_every, yours))
             return 0
@@ -360,13 +361,14 @@ def main(argv: list[str] | None = None) -> int:
             train_rank(distributed.start(device), cfg, tensorboard, log_every, yours)
             return 0
         return train(cfg, tensorboard, log_every, device, yours)
+    except training.NotEnoughMemory as e:
+        return _common.error(_common.as_option(e))
     except KeyboardInterrupt:
         print(f"\ninterrupted: {last_checkpoint(cfg.out)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
     except (
         training.TrainingDiverged,
         training.CheckpointError,
-        training.NotEnoughMemory,
         training.CompileFailed,
         distributed.WorkerFailed,
     ) as e:
