@@ -70,6 +70,20 @@ BAD_OPTIONS = [
     ("compare --activations swish", "'swish'"),
     ("compare --epochs 0", "'0'"),
     ("compare --limit-train 0", "'0'"),
+    # a seed torch cannot take: refused as typed, not torch's overflow traceback
+    *(
+        (f"{cmd} --seed 99999999999999999999999", "from 0 to 4294967295")
+        for cmd in ("train", "explain", "compare", "study", "signals")
+    ),
+    ("train --seed -1", "--seed: expected an int from 0"),
+    ("study --seeds 1,99999999999999999999999", "'99999999999999999999999' in"),
+    ("train --limit-train 10000000", "--limit-train: expected an int from 1 to 60000, got"),
+    ("symmetry --limit-test 100000", "--limit-test: expected an int from 1 to 10000, got"),
+    ("signals --batch 100000", "--batch: expected an int from 1 to 60000, got '100000'"),
+    ("signals --depth 100000", "--depth: expected an int from 1 to 100, got"),
+    ("symmetry --steps 100000000", "--steps: expected an int from 1 to 10000, got"),
+    ("train --optimizer sgd --momentum 1", "--momentum: expected a number from 0 to below 1"),
+    ("study --momentum 1.5", "'1.5'"),
     pytest.param("check --device cuda", "'cuda'", marks=no_cuda),
     pytest.param("bench --device cuda", "'cuda'", marks=no_cuda),
 ]
@@ -89,6 +103,28 @@ def test_a_bad_option_ends_in_one_line(
         assert before[0].startswith("usage: "), err
         assert all(line.startswith(" ") for line in before[1:]), err
     assert "Traceback" not in err and "['" not in err  # nor the whole command line as a list
+
+
+def test_momentum_with_adam_is_not_used_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    parse = train.parse_args
+    parse(["--optimizer", "adam", "--momentum", "0.5"])
+    assert capsys.readouterr().err == "warning: --momentum is not used by --optimizer adam\n"
+    parse(["--optimizer", "adam"])  # left at its default: nothing to warn about
+    parse(["--optimizer", "sgd", "--momentum", "0.5"])
+    assert capsys.readouterr().err == ""
+
+
+def test_library_errors_name_the_option_as_typed() -> None:
+    assert _common.as_option(ValueError("limit_train: expected x, got 5")) == (
+        "--limit-train: expected x, got 5"
+    )
+    assert _common.as_option(ValueError("the cost is nan")) == "the cost is nan"
+
+
+def test_a_model_too_big_is_refused_before_the_banner(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run("train --hidden 1000000,1000000 --no-progress", capsys)
+    assert code == 1 and out == "", out  # nothing printed before the error
+    assert err.startswith("error: --hidden: expected an MLP that fits in memory"), err
 
 
 # A fresh interpreter that asks for help, then says whether torch, torchvision or matplotlib

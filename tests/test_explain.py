@@ -110,6 +110,8 @@ def test_every_output_and_loss(
         (["--sizes", "2,3,2", "--mnist-index", "0"], "784"),
         (["--lr", "-1"], "'-1'"),
         (["--steps", "0"], "'0'"),
+        (["--target", ""], "--target: expected a class index or comma-separated numbers, got ''"),
+        (["--output-activation", "none", "--loss", "cross-entropy", "--target", ""], "got ''"),
         (["--init", "ones"], "'ones'"),
         (["--weights", "nowhere.json"], "nowhere.json"),
     ],
@@ -127,6 +129,8 @@ def test_a_bad_option_is_refused_in_one_line(
         (json.dumps({"hidden1.weight": [[1, 2], [3, 4]]}), "expected the keys"),
         (json.dumps({**CLASSIC, "output.bias": [0.6]}), "output.bias: expected shape (2,)"),
         (json.dumps({**CLASSIC, "output.bias": ["a", "b"]}), "expected numbers"),
+        # torch reads true as 1.0
+        (json.dumps({**CLASSIC, "output.bias": [True, 0.6]}), "output.bias: expected numbers"),
     ],
 )
 def test_a_bad_weights_file_is_refused_in_one_line(

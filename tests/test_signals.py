@@ -1,6 +1,7 @@
 """Signals through a 10-layer MLP at init: vanishing, exploding and stable, on a real batch."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,22 @@ def test_verdicts_name_the_failure(stats) -> None:
     assert signals.verdict("tanh", [flat, flat]).startswith("zero")
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_row_that_overflowed_is_never_stable(bad: float) -> None:
+    """NaN compares false with every bound: without a check of its own it reads "stable"."""
+    fine = {"act_std": 1.0, "grad_std": 1.0, "flat": 0.0}
+    for layers in ([fine, {**fine, "act_std": bad}], [fine, {**fine, "grad_std": bad}]):
+        assert signals.verdict("relu", layers) == "overflowed (inf/nan)"
+
+
+def test_a_width_beyond_memory_is_refused_before_anything_is_allocated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("data loaded"))
+    argv = ["--width", "100000000", "--dry-run"]
+    assert_refused(signals.main, argv, "--width: expected an MLP that fits in memory", capsys)
+
+
 def test_gradient_is_taken_at_the_pre_activation() -> None:
     # depth 1: dC/dz1 = (dC/da1) f'(z1), with dC/da1 = g W_out; check against autograd by hand
     batch = data.load("mnist", train=True, limit=32)
@@ -109,6 +126,7 @@ def test_dry_run_writes_into_runs_signals_of_the_current_directory(
         (["--activations", "swish"], "'swish'"),
         (["--inits", "he,ones"], "'ones'"),
         (["--seed", "x"], "'x'"),
+        (["--depth", "101"], "--depth: expected an int from 1 to 100, got '101'"),
     ],
 )
 def test_a_bad_option_is_refused_in_one_line(

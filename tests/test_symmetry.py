@@ -9,7 +9,7 @@ import pytest
 import torch
 from command_line import assert_refused, no_cuda
 
-from dlconcepts import data
+from dlconcepts import data, training
 from dlconcepts.commands import symmetry
 from dlconcepts.training import TrainConfig
 
@@ -71,7 +71,9 @@ def test_dry_run_prints_table_and_explanation(capsys: pytest.CaptureFixture[str]
         (["--hidden", "100000000"], "79,500,000,010 parameters in each of 2 models"),
         (["--seed", "1.5"], "'1.5'"),
         (["--limit-train", "0"], "'0'"),
-        (["--limit-test", "100000"], "100000"),  # more than the data holds
+        (["--limit-test", "100000"], "--limit-test: expected an int from 1 to 10000"),
+        (["--steps", "100000000"], "--steps: expected an int from 1 to 10000, got"),
+        (["--hidden", "100000000,1"], "--hidden: expected an MLP that fits in memory"),
         pytest.param(["--device", "cuda"], "'cuda'", marks=no_cuda),
         (["--device", "tpu"], "'tpu'"),
     ],
@@ -91,3 +93,17 @@ def test_a_diverging_run_is_an_error_not_a_table(capsys: pytest.CaptureFixture[s
         r"try a smaller --constant or --lr",
         captured.err.strip(),
     ), captured.err
+
+
+def test_when_the_he_copy_diverges_the_hint_is_the_rate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """He init is fixed: a smaller --constant cannot help its copy."""
+
+    def diverges(*args: object, **kwargs: object) -> None:
+        raise training.TrainingDiverged("the he copy's cost is nan at step 2")
+
+    monkeypatch.setattr(symmetry, "run_symmetry", diverges)
+    assert symmetry.main(["--dry-run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: the he copy's cost is nan at step 2: try a smaller --lr", err

@@ -339,7 +339,7 @@ def test_another_runs_out_folder_is_refused_without_resume(
 
 
 def test_an_empty_out_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_refused(train.main, [*TINY, "--out", ""], "out: expected a folder name", capsys)
+    assert_refused(train.main, [*TINY, "--out", ""], "--out: expected a folder name", capsys)
 
 
 def test_a_failed_resume_creates_no_folder(
@@ -397,7 +397,7 @@ def test_the_library_bounds_numbers_by_the_runs_dtype() -> None:
         (["--momentum", "1e300"], "'1e300'"),
         # within float32, but not what the optimizer makes of it
         (["--lr", "1e38"], "lr: expected at most 3.4e+37"),  # Adam's first step: 10·lr
-        (["--lr", "2", "--weight-decay", "2e38"], "weight_decay: expected at most 1.7e+38"),
+        (["--lr", "2", "--weight-decay", "2e38"], "--weight-decay: expected at most 1.7e+38"),
         (["--amp", "--dtype", "float64"], "amp: expected dtype float32"),
     ],
 )
@@ -478,8 +478,8 @@ def test_an_allocation_failure_is_one_line(
 @pytest.mark.parametrize(
     "argv, bad",
     [
-        (["--nproc", "64"], "nproc: expected at most the 2 CPU cores here, got 64"),
-        (["--nproc", "2", "--batch-size", "99"], "batch_size: expected a multiple of the 2"),
+        (["--nproc", "64"], "--nproc: expected at most the 2 CPU cores here, got 64"),
+        (["--nproc", "2", "--batch-size", "99"], "--batch-size: expected a multiple of the 2"),
         (
             ["--nproc", "2", "--batch-size", "100", "--limit-train", "905"],
             "last partial batch (5 of 100)",

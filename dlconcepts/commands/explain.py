@@ -121,6 +121,8 @@ def load_weights(model: layers.MLP, path: Path) -> None:
     with torch.no_grad():
         for name, param in model.state_dict().items():
             try:
+                if _has_bool(values[name]):  # torch reads true as 1.0: a slip, not a weight
+                    raise TypeError(name)
                 value = torch.tensor(values[name], dtype=param.dtype)
             except (TypeError, ValueError):
                 raise Refused(
@@ -135,6 +137,13 @@ def load_weights(model: layers.MLP, path: Path) -> None:
                     f"--sizes {','.join(map(str, model.sizes))}, got {tuple(value.shape)}"
                 )
             param.copy_(value)
+
+
+def _has_bool(value: object) -> bool:
+    """Whether a JSON value holds ``true`` or ``false`` anywhere (Python's bool is an int)."""
+    if isinstance(value, list):
+        return any(_has_bool(v) for v in value)
+    return isinstance(value, bool)
 
 
 def example(
@@ -169,6 +178,10 @@ def example(
 
 def target(args: argparse.Namespace, sizes: tuple[int, ...], label: int | None) -> torch.Tensor:
     classes = sizes[-1]
+    if args.target is not None and not args.target.strip():  # not the default: a slip
+        raise Refused(
+            f"--target: expected a class index or comma-separated numbers, got {args.target!r}"
+        )
     if (args.output_activation, args.loss) == (None, "cross-entropy"):
         text = args.target or str(1 if label is None else label)
         if not text.isdigit() or int(text) >= classes:

@@ -61,8 +61,7 @@ def verdict(activation: str, layers: list[dict[str, Any]]) -> str:
     """A one-word reading of a row: overflowed, zero, vanishing, exploding, saturated or
     stable. A NaN compares false with every bound, so it is looked for first: a row with an
     inf or a NaN anywhere overflowed float32, whatever its other numbers say."""
-    stats = ("act_mean", "act_std", "grad_mean", "grad_std")
-    if any(not math.isfinite(s[key]) for s in layers for key in stats):
+    if any(not math.isfinite(s[key]) for s in layers for key in ("act_std", "grad_std")):
         return "overflowed (inf/nan)"
     first, last = layers[0], layers[-1]
     if last["act_std"] == 0 and last["grad_std"] == 0:
