@@ -265,3 +265,28 @@ def test_an_unreadable_image_names_the_formats_read(
     assert predict.main([str(tmp_path / "x.tiff"), "--checkpoint", str(run)]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: {tmp_path / 'x.tiff'}: expected an image (PNG, JPEG, TIFF,")
+
+
+@pytest.mark.parametrize(
+    "saved, reason",
+    [
+        (torch.nn.Linear(2, 2), "refuses (Unsupported global: GLOBAL torch.nn.modules.linear."),
+        (None, "unreadable file (UnpicklingError: Unsupported operand 0)"),
+    ],
+    ids=["a whole model", "zeros"],
+)
+def test_a_file_that_is_not_a_checkpoint_is_one_short_line(
+    saved: torch.nn.Module | None, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch's paragraph about weights_only is cut to the one sentence that says why."""
+    pt = tmp_path / "model.pt"
+    if saved is None:
+        pt.write_bytes(b"\x00" * 100)
+    else:
+        torch.save(saved, pt)
+    assert predict.main(["--mnist-index", "0", "--checkpoint", str(pt)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert (
+        line.startswith(f"error: {pt}: expected a dlconcepts checkpoint, got ") and reason in line
+    )
+    assert "weights_only` argument" not in line and len(line) < 300, line
