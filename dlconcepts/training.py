@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -411,10 +412,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for damaged files
-        first_line = (str(e).splitlines() or [""])[0][:200]
+        # torch's reason is a paragraph whose first sentence says enough; for a file it will
+        # not unpickle, the sentence that counts is the unpickler's, further down
+        unpickler = re.search(r"WeightsUnpickler error:\s*(.*)", str(e))
+        reason = (unpickler[1] if unpickler else str(e).strip()).split("\n")[0].split(". ")[0]
+        if reason.startswith("Unsupported global"):  # objects, as torch.save(model) writes
+            raise CheckpointError(
+                f"{path}: expected a dlconcepts checkpoint, got a file that "
+                f"torch.load(weights_only=True) refuses ({reason})"
+            ) from None
         raise CheckpointError(
-            f"{path}: expected a dlconcepts checkpoint readable by torch.load(weights_only=True), "
-            f"got an unreadable file ({type(e).__name__}: {first_line}); "
+            f"{path}: expected a dlconcepts checkpoint, got an unreadable file "
+            f"({type(e).__name__}: {reason[:200]}); "
             "delete it to start over, or restore it from a backup"
         ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

@@ -169,3 +169,32 @@ def test_a_failing_dot_is_one_plain_line(
     graph.main(["--out", str(tmp_path / "g")])
     err = capsys.readouterr().err
     assert "\x1b" not in err and err.count("\n") == 1, repr(err)
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_a_picture_without_graphviz_is_refused_in_one_line(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``--out g.svg`` asks for a picture: without Graphviz nothing is written, not g.svg.dot."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    out = tmp_path / f"g{suffix}"
+    bad = f"{out} needs Graphviz's dot to render; install graphviz"
+    assert_refused(graph.main, ["--out", str(out)], bad, capsys)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SystemExit):
+        graph.main(["--out", str(out)])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"or use --out {tmp_path / 'g.dot'}")
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_a_picture_with_graphviz_is_drawn_beside_its_dot(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out g.svg`` with Graphviz writes g.dot, g.svg and g.png (a stand-in dot here)."""
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nfor last; do :; done\necho drawn > "$last"\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(fake))
+    assert graph.main(["--out", str(tmp_path / f"g{suffix}")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("g*")) == ["g.dot", "g.png", "g.svg"]

@@ -170,7 +170,8 @@ def test_plot_all_without_a_study_draws_the_rest_and_says_what_to_run(
 ) -> None:
     pytest.importorskip("matplotlib")
     argv = ["all", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "img")]
-    assert plot.main([*argv, "--results", str(tmp_path / "nothing")]) == 0
+    (tmp_path / "empty").mkdir()
+    assert plot.main([*argv, "--results", str(tmp_path / "empty")]) == 0
     err = capsys.readouterr().err
     [line] = err.strip().splitlines()
     assert line.startswith("warning: plot curves: not drawn:") and "`dlconcepts study`" in line
@@ -233,3 +234,26 @@ def test_an_unwritable_out_is_refused_before_drawing(
     assert_refused(
         plot.main, ["weights", "--out", str(locked / "img")], "permission denied", capsys
     )
+
+
+@pytest.mark.parametrize("what", ["signals", "curves"])
+@pytest.mark.parametrize("given, found", [("nonexist", "no such folder"), ("file", "a file")])
+def test_results_given_that_is_not_a_folder_is_one_line(
+    what: str,
+    given: str,
+    found: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A misspelt --results is named, not looked in and the signals measured afresh."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("{}")
+    argv = [what, "--results", given, "--out", "img"]
+    assert_refused(
+        plot.main,
+        argv,
+        f"--results: expected a folder of saved results, got {given!r}: {found}",
+        capsys,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

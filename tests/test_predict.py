@@ -195,3 +195,98 @@ def test_a_checkpoint_that_is_not_finite_is_refused(
 
 def test_a_negative_mnist_index_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert_refused(predict.main, ["--mnist-index", "-1", "--checkpoint", "x"], "'-1'", capsys)
+
+
+def mnist_pixels(test: data.InMemoryDataset, index: int) -> np.ndarray:
+    """Test digit ``index`` as MNIST stores it: 28×28 bytes, light ink on black."""
+    mean, std = data.MEAN_STD["mnist"]
+    pixels = ((test.images[index] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    return pixels.reshape(28, 28).numpy()
+
+
+@pytest.mark.parametrize("ink", ["light on dark", "dark on light"])
+def test_a_28_by_28_image_is_taken_as_mnist_has_it(
+    ink: str, trained: tuple[Path, data.InMemoryDataset], tmp_path: Path
+) -> None:
+    """A test digit saved as an 8-bit PNG is the dataset's own input: same probabilities."""
+    run, test = trained
+    model, _ = training.model_from_checkpoint(run / training.CHECKPOINT)
+    mean, std = data.MEAN_STD["mnist"]
+    for index in range(8):
+        pixels = mnist_pixels(test, index)
+        png = tmp_path / f"{index}.png"
+        Image.fromarray(pixels if ink == "light on dark" else 255 - pixels).save(png)
+        field, _ = predict.read_image(png)
+        with torch.no_grad():
+            got = losses.softmax(model(((field - mean) / std).reshape(1, -1)))
+            expected = losses.softmax(model(test.images[index : index + 1]))
+        assert torch.allclose(got, expected, rtol=0, atol=1e-6), (index, got, expected)
+
+
+def test_a_28_by_28_png_and_its_mnist_index_print_the_same(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, test = trained
+    Image.fromarray(mnist_pixels(test, 0)).save(tmp_path / "0.png")
+    argv = [str(tmp_path / "0.png"), "--mnist-index", "0", "--checkpoint", str(run)]
+    assert predict.main(argv) == 0
+    png, index = capsys.readouterr().out.splitlines()
+    assert png.split(": ", 1)[1] == index.split(": ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "mode, scale",
+    [("F", 1 / 255), ("F", 1), ("I;16", 4095 / 255), ("I;16", 257)],
+    ids=["float in [0, 1]", "float in [0, 255]", "12-bit in 16", "16-bit"],
+)
+def test_a_deeper_image_is_scaled_by_its_white(
+    mode: str, scale: float, trained: tuple[Path, data.InMemoryDataset], tmp_path: Path
+) -> None:
+    """A float TIFF in [0, 1] or a 16-bit scan of 12-bit data is the same digit as 8 bits,
+    not a blank image."""
+    _, test = trained
+    eight = as_png(test, 0, tmp_path / "eight.png")
+    pixels = np.asarray(Image.open(eight).convert("L"), dtype=np.float64) * scale
+    deep = tmp_path / "deep.tiff"
+    if mode == "F":
+        Image.fromarray(pixels.astype(np.float32)).save(deep)
+    else:
+        Image.fromarray(pixels.round().astype(np.uint16)).save(deep)
+    with Image.open(deep) as image:
+        assert image.mode == mode
+    assert torch.equal(predict.read_image(eight)[0], predict.read_image(deep)[0])
+
+
+def test_an_unreadable_image_names_the_formats_read(
+    trained: tuple[Path, data.InMemoryDataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = trained
+    (tmp_path / "x.tiff").write_bytes(b"not an image")
+    assert predict.main([str(tmp_path / "x.tiff"), "--checkpoint", str(run)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {tmp_path / 'x.tiff'}: expected an image (PNG, JPEG, TIFF,")
+
+
+@pytest.mark.parametrize(
+    "saved, reason",
+    [
+        (torch.nn.Linear(2, 2), "refuses (Unsupported global: GLOBAL torch.nn.modules.linear."),
+        (None, "unreadable file (UnpicklingError: Unsupported operand 0)"),
+    ],
+    ids=["a whole model", "zeros"],
+)
+def test_a_file_that_is_not_a_checkpoint_is_one_short_line(
+    saved: torch.nn.Module | None, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch's paragraph about weights_only is cut to the one sentence that says why."""
+    pt = tmp_path / "model.pt"
+    if saved is None:
+        pt.write_bytes(b"\x00" * 100)
+    else:
+        torch.save(saved, pt)
+    assert predict.main(["--mnist-index", "0", "--checkpoint", str(pt)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert (
+        line.startswith(f"error: {pt}: expected a dlconcepts checkpoint, got ") and reason in line
+    )
+    assert "weights_only` argument" not in line and len(line) < 300, line

@@ -5,8 +5,10 @@ The nodes are the backward nodes of our hand-written Functions (``LinearFunction
 and shapes, and the tensors each node saved for its backward; ``--impl torch`` draws the
 graph of the same network built from torch.nn, for comparison. ``--out PATH`` writes
 ``PATH.dot`` and, where Graphviz's ``dot`` program is installed (Debian: ``apt-get install
-graphviz``), ``PATH.svg`` and ``PATH.png`` too; a ``PATH`` that is a folder (one that
-exists, or one written with a trailing ``/``) gets ``graph.dot`` and the others inside it. The emitter is ours
+graphviz``), ``PATH.svg`` and ``PATH.png`` too; ``g``, ``g.dot``, ``g.svg`` and ``g.png`` all
+mean these three files, but ``g.svg`` or ``g.png`` asks for a picture, so without Graphviz it
+is refused (use ``g.dot``). A ``PATH`` that is a folder (one that exists, or one written with
+a trailing ``/``) gets ``graph.dot`` and the others inside it. The emitter is ours
 (:mod:`dlconcepts.autograd_graph`): it walks ``grad_fn.next_functions`` from the cost.
 """
 
@@ -54,21 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
         type=out_path,
         default=None,
         help="writes OUT.dot (and OUT.svg, OUT.png with Graphviz), or graph.dot inside OUT "
-        "when it is a folder (default: runs/graph/IMPL)",
+        "when it is a folder; OUT.svg or OUT.png needs Graphviz (default: runs/graph/IMPL)",
     )
     return p
 
 
 def out_path(text: str) -> Path:
-    """``--out``: where the files go, without their suffix. ``g`` and ``g.dot`` mean
-    ``g.dot``; a folder (``g/``, ``.``, ``..``, ``/``, or any folder that exists) means
-    ``graph.dot`` inside it. Refused at once if it cannot be written."""
+    """``--out``: where the files go, without their suffix. ``g``, ``g.dot``, ``g.svg`` and
+    ``g.png`` mean ``g.dot`` (with ``g.svg`` and ``g.png`` where Graphviz is installed); a
+    folder (``g/``, ``.``, ``..``, ``/``, or any folder that exists) means ``graph.dot``
+    inside it. Refused at once if it cannot be written, or if it names a picture that
+    cannot be drawn for want of Graphviz."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a file or folder to write into, got {text!r}")
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
         path = path / "graph"
-    elif path.suffix == ".dot":
+    elif path.suffix in (".svg", ".png") and shutil.which("dot") is None:
+        raise argparse.ArgumentTypeError(
+            f"{text} needs Graphviz's dot to render; install graphviz "
+            f"(Debian: apt-get install graphviz) or use --out {path.with_suffix('.dot')}"
+        )
+    elif path.suffix in (".dot", ".svg", ".png"):
         path = path.with_suffix("")
     why = _common.unwritable(path.with_name(path.name + ".dot"), folder=False)
     if why is not None:

@@ -20,7 +20,8 @@ WHAT                      picture
 The pictures go into ``--out``, ``runs/plot`` under the current directory by default.
 ``curves`` and ``signals`` draw what ``dlconcepts study`` and ``dlconcepts signals`` saved,
 looked for in the ``--results`` folders (their default outputs, ``runs/study`` and
-``runs/signals``). Signals without a ``signals.json`` are measured here (a second or two);
+``runs/signals``); a folder given with ``--results`` must exist, a default one need not.
+Signals without a ``signals.json`` are measured here (a second or two);
 a study without a ``results.json`` is trained here only with ``--dry-run`` (a tiny grid),
 since the real one takes minutes. The docs' pictures are
 ``dlconcepts plot all --results docs/results --out docs/img``.
@@ -63,6 +64,18 @@ def read_saved(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: expected the JSON its command wrote, got {e}") from None
+
+
+def results_folder(text: str) -> Path:
+    """``--results``: a folder that exists. A misspelt one would otherwise be looked in, found
+    empty, and the signals measured afresh as if nothing had been saved."""
+    path = Path(text)
+    if not path.is_dir():
+        found = "a file" if path.exists() else "no such folder"
+        raise argparse.ArgumentTypeError(
+            f"expected a folder of saved results, got {text!r}: {found}"
+        )
+    return path
 
 
 def find(folders: Sequence[Path], name: str) -> Path | None:
@@ -160,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=[*FILES, "all"], help="which picture")
     p.add_argument(
         "--results",
-        type=Path,
+        type=results_folder,
         nargs="+",
         default=RESULTS,
         help="folders to look in for the study's results.json and the signals' signals.json",

@@ -1,10 +1,14 @@
 """``dlconcepts predict IMAGE... --checkpoint DIR``: classify your own digit images.
 
-Each PNG or JPEG, of any size, is prepared the way MNIST's digits were: grayscale, inverted
-when it is dark ink on a light background, cropped to the ink, scaled so its longer side is
-20 pixels, and placed in a 28×28 field with its centre of mass at the centre; then normalised
-as in training. A 16-bit grayscale PNG is scaled by its depth. A picture with almost no ink
-(a dot) or ink nearly everywhere (noise) is still classified, with a warning: the network
+Any image Pillow reads (PNG, JPEG, TIFF, BMP, GIF, WebP, ...), of any size, is prepared the
+way MNIST's digits were: grayscale, inverted when it is dark ink on a light background,
+cropped to the ink, scaled so its longer side is 20 pixels, and placed in a 28×28 field with
+its centre of mass at the centre; then normalised as in training. A 28×28 image is already in
+MNIST's format and is taken as it is (only inverted if it is dark on light), so a test digit
+saved as a PNG gives the same input as ``--mnist-index``. Images of more than 8 bits (16-bit
+PNG or TIFF, float TIFF) are scaled by their white: the smallest of 1, 255, 4095 (12-bit
+data) and 65535 that the brightest pixel does not exceed. A picture with almost no ink (a
+dot) or ink nearly everywhere (noise) is still classified, with a warning: the network
 answers a digit for anything. ``--mnist-index I`` takes test digit I instead. Prints the top
 3 classes with their probabilities. The checkpoint comes from ``dlconcepts train --out DIR``.
 """
@@ -22,6 +26,7 @@ from PIL import UnidentifiedImageError
 from dlconcepts.commands import _common
 
 with _common.lazy_imports():
+    import numpy as np
     import torch
     from PIL import Image, ImageOps
 
@@ -43,14 +48,30 @@ class Unreadable(ValueError):
     """An image that cannot be read or holds no digit."""
 
 
+# The white of an image with more than 8 bits: a float image in [0, 1], 8-bit values stored
+# in a wider image, a 12-bit scanner's or camera's data, full 16 bits.
+WHITES = (1, 255, 4095, 65535)
+WIDE = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+FORMATS = "PNG, JPEG, TIFF, BMP, GIF, WebP or another format Pillow reads"
+
+
+def white(brightest: float) -> float:
+    """The value that is white in an image whose brightest pixel is ``brightest``: the
+    smallest of :data:`WHITES` it does not exceed (itself beyond them)."""
+    return next((w for w in WHITES if brightest <= w), brightest)
+
+
 def grayscale(image: Image.Image) -> Image.Image:
-    """``image`` in 8-bit grayscale ("L"), scaled by its bit depth: a 16-bit PNG's white is
-    65535, which a plain conversion would clip to 255 along with every pixel above 255."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I"):  # PNG's 16-bit grayscale
-        return image.convert("I").point(lambda v: v / 257).convert("L")
+    """``image`` in 8-bit grayscale ("L"). A 16-bit, 32-bit or float image is scaled by its
+    :func:`white`: a plain conversion would clip a 16-bit PNG at 255 and turn a float image
+    in [0, 1] into a blank one."""
+    if image.mode in WIDE:
+        values = np.asarray(image.convert("F" if image.mode == "F" else "I"), dtype=np.float64)
+        scaled = values.clip(0, None) * (255 / white(float(values.max(initial=0))))
+        return Image.fromarray(scaled.round().clip(0, 255).astype(np.uint8))
     if "A" in image.getbands():  # transparent background: put it on white
-        white = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(white, image.convert("RGBA"))
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
     return image.convert("L")
 
 
@@ -79,6 +100,9 @@ def mnist_like(image: Image.Image) -> tuple[torch.Tensor, str | None]:
     box = gray.point(lambda p: 255 if p > INK else 0).getbbox()
     if box is None:
         raise Unreadable("expected a digit, found a blank image")
+    side = data.IMAGE_SIDE
+    if gray.size == (side, side):  # MNIST's own format: already centred in its 28×28 field
+        return pil_to_tensor(gray)[0].float() / 255, doubt(ink)
     digit = gray.crop(box)
     scale = BOX / max(digit.size)
     size = (max(1, round(digit.width * scale)), max(1, round(digit.height * scale)))
@@ -88,7 +112,6 @@ def mnist_like(image: Image.Image) -> tuple[torch.Tensor, str | None]:
     mass = digit.sum()
     centre_y = float((digit.sum(1) * rows).sum() / mass)
     centre_x = float((digit.sum(0) * cols).sum() / mass)
-    side = data.IMAGE_SIDE
     top = min(max(round(side / 2 - 0.5 - centre_y), 0), side - size[1])
     left = min(max(round(side / 2 - 0.5 - centre_x), 0), side - size[0])
     field = torch.zeros(side, side)
@@ -116,7 +139,7 @@ def read_image(path: Path) -> tuple[torch.Tensor, str | None]:
         ) from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).split("\n")[0]
-        raise Unreadable(f"{path}: expected a PNG or JPEG image, got {reason}") from None
+        raise Unreadable(f"{path}: expected an image ({FORMATS}), got {reason}") from None
 
 
 def top_classes(model: torch.nn.Module, x: torch.Tensor) -> str:
@@ -129,7 +152,7 @@ def top_classes(model: torch.nn.Module, x: torch.Tensor) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _common.parser("predict", __doc__, [_common.options("data-dir", "mnist-index")])
-    p.add_argument("images", nargs="*", type=Path, help="PNG or JPEG files")
+    p.add_argument("images", nargs="*", type=Path, help="image files (PNG, JPEG, TIFF, ...)")
     p.add_argument(
         "--checkpoint",
         type=Path,
