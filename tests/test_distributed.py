@@ -213,7 +213,7 @@ def test_cli_nproc_2_equals_one_process_and_refuses_an_uneven_batch(
     )
     assert uneven.returncode == 1  # refused before any process starts: one line, no rank
     assert uneven.stderr.strip() == (
-        "error: batch_size: expected a multiple of the 2 processes (--nproc), got 99"
+        "error: --batch-size: expected a multiple of the 2 processes (--nproc), got 99"
     )
 
 
