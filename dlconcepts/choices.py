@@ -61,6 +61,9 @@ __all__ = [
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+# what --device cuda expects where there is no GPU: the argument's check and the library's say
+# the same
+NO_CUDA = "'cpu' or 'auto' on this machine: no CUDA device is available"
 DTYPES: tuple[str, ...] = ("float32", "float64")  # training.DTYPES' keys
 # the largest finite number of each dtype (torch.finfo(dtype).max, without importing torch)
 FLOAT_MAX: dict[str, float] = {"float32": 3.4028234663852886e38, "float64": sys.float_info.max}

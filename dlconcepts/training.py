@@ -112,9 +112,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise invalid(
-            "device", name, "'cpu' or 'auto' on this machine: no CUDA device is available"
-        )
+        raise invalid("device", name, choices.NO_CUDA)
     if name not in DEVICES:
         raise one_of("device", name, DEVICES)
     return torch.device(name)

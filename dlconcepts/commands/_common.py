@@ -238,7 +238,7 @@ def device_name(text: str) -> str:
     import torch
 
     if text == "cuda" and not torch.cuda.is_available():
-        raise _bad(text, "'cpu' or 'auto' on this machine: no CUDA device is available")
+        raise _bad(text, choices.NO_CUDA)
     return text
 
 
